@@ -1,0 +1,59 @@
+/**
+ * The Backend interface: the small set of kernels every device implements. Kernels work on flat
+ * Float32Arrays (row-major) and never allocate their outputs — the tensor layer does that — so a
+ * native backend can replace any of them. `ref.ts` (pure TypeScript) is the specification; the
+ * conformance suite in test/conformance runs the same cases on every backend.
+ */
+export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'relu' | 'gelu' | 'silu' | 'abs';
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'maximum' | 'pow' | 'eq' | 'lt' | 'gt';
+export type ReduceOp = 'sum' | 'max';
+
+/** A batched GEMM: for each batch b, C_b = op(A_b) · op(B_b) (+ C_b when `accumulate`). */
+export interface MatmulArgs {
+  batch: number;
+  /** rows of op(A) and C */
+  m: number;
+  /** columns of op(B) and C */
+  n: number;
+  /** inner dimension */
+  k: number;
+  /** A is stored [k, m] (use Aᵀ) instead of [m, k] */
+  transA: boolean;
+  /** B is stored [n, k] (use Bᵀ) instead of [k, n] */
+  transB: boolean;
+  /** element offset between consecutive batches of A / B (0 = broadcast one matrix over the batch) */
+  aBatchStride: number;
+  bBatchStride: number;
+  accumulate: boolean;
+}
+
+export interface Backend {
+  readonly name: string;
+  /** out[i] = op(x[i]) for i < n. */
+  unary(op: UnaryOp, x: Float32Array, out: Float32Array): void;
+  /** gx[i] = gy[i] · op'(x[i]) where y = op(x) is given too (cheaper for exp, tanh, sigmoid, sqrt). */
+  unaryBackward(op: UnaryOp, x: Float32Array, y: Float32Array, gy: Float32Array, gx: Float32Array): void;
+  /**
+   * Strided elementwise binary op over `shape`: out (contiguous) = a[ia] op b[ib], where the operand
+   * offsets follow `aStrides` / `bStrides` (0 on broadcast axes). Compare ops write 1 or 0.
+   */
+  binary(op: BinaryOp, a: Float32Array, aStrides: number[], b: Float32Array, bStrides: number[], out: Float32Array, shape: number[]): void;
+  /** out (contiguous, shape) = cond[ic] != 0 ? a[ia] : b[ib] with broadcast strides. */
+  where(cond: Float32Array, cStrides: number[], a: Float32Array, aStrides: number[], b: Float32Array, bStrides: number[], out: Float32Array, shape: number[]): void;
+  /**
+   * Reduction of x (contiguous, `shape`) into out, where `outStrides` maps each x index to its output
+   * slot (0 on reduced axes). out is initialised by the kernel.
+   */
+  reduce(op: ReduceOp, x: Float32Array, shape: number[], out: Float32Array, outStrides: number[]): void;
+  /** Copies x read through `strides` over `shape` into contiguous out (permute, expand). */
+  copyStrided(x: Float32Array, offset: number, strides: number[], out: Float32Array, shape: number[]): void;
+  matmul(a: Float32Array, b: Float32Array, c: Float32Array, args: MatmulArgs): void;
+  /** Row-wise (log-)softmax of x viewed as [rows, cols]. */
+  softmax(x: Float32Array, out: Float32Array, rows: number, cols: number, log: boolean): void;
+  /** Gradient of row-wise (log-)softmax given its output y and upstream gy. */
+  softmaxBackward(y: Float32Array, gy: Float32Array, gx: Float32Array, rows: number, cols: number, log: boolean): void;
+  /** out[i, :] = table[ids[i], :] for rows of width d. */
+  gather(table: Float32Array, ids: Int32Array, d: number, out: Float32Array): void;
+  /** out[ids[i], :] += src[i, :] for rows of width d (out is not cleared). */
+  scatterAdd(src: Float32Array, ids: Int32Array, d: number, out: Float32Array): void;
+}

@@ -1,0 +1,52 @@
+/**
+ * The closed set of primitives. Every differentiable computation in lmdistill is a composition of
+ * these (or a fused op with a reference composition it is tested against). `PrimParams` maps each
+ * primitive to its static parameters; the VJP table in autodiff.ts is typed over this map, so adding a
+ * primitive without its gradient rule is a compile error.
+ */
+import type { Tensor } from './tensor.js';
+
+type NoParams = Record<string, never>;
+
+export interface PrimParams {
+  // elementwise unary
+  neg: NoParams; exp: NoParams; log: NoParams; sqrt: NoParams; tanh: NoParams;
+  sigmoid: NoParams; relu: NoParams; gelu: NoParams; silu: NoParams; abs: NoParams;
+  /** x ** exponent for a scalar exponent */
+  pow: { exponent: number };
+  // elementwise binary with broadcasting
+  add: NoParams; sub: NoParams; mul: NoParams; div: NoParams; maximum: NoParams;
+  // comparisons (outputs 0/1, no gradient)
+  eq: NoParams; lt: NoParams; gt: NoParams;
+  /** inputs [cond, a, b]: cond ? a : b, broadcast */
+  where: NoParams;
+  // reductions
+  sum: { axes: number[]; keepdim: boolean };
+  max: { axes: number[]; keepdim: boolean };
+  /** [..., m, k] · [..., k, n] (or · [..., n, k]ᵀ when transB) with broadcast batch dims */
+  matmul: { transB: boolean };
+  // movement
+  reshape: { shape: number[] };
+  permute: { dims: number[] };
+  /** per-axis half-open ranges */
+  slice: { starts: number[]; ends: number[] };
+  concat: { axis: number };
+  /** rows of a 2-D table: out[...idsShape, d] = table[ids] */
+  gather: { ids: Int32Array; idsShape: number[] };
+  /** inverse of gather: out[rows, d] with out[ids[i]] += src[i] */
+  scatterAdd: { ids: Int32Array; rows: number };
+  // fused
+  softmax: NoParams;
+  logSoftmax: NoParams;
+}
+
+export type Primitive = keyof PrimParams;
+
+/** A recorded application of a primitive: what backward needs to compute input gradients. */
+export interface Node<P extends Primitive = Primitive> {
+  prim: P;
+  inputs: Tensor[];
+  params: PrimParams[P];
+}
+
+export type AnyNode = { [P in Primitive]: Node<P> }[Primitive];
