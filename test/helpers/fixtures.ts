@@ -27,3 +27,15 @@ export function closeness(a: ArrayLike<number>, b: ArrayLike<number>, atol: numb
   }
   return { ok, maxAbs, at };
 }
+
+/** Splits fixture ids [B, T+1] into next-token input/target batches [B·T]. */
+export function fixedBatch(ids: JsonTensor): { input: Int32Array; target: Int32Array; batchSize: number; seqLen: number } {
+  const [B, L] = ids.shape;
+  const T = L - 1;
+  const input = new Int32Array(B * T), target = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) {
+    input[b * T + t] = ids.data[b * L + t];
+    target[b * T + t] = ids.data[b * L + t + 1];
+  }
+  return { input, target, batchSize: B, seqLen: T };
+}

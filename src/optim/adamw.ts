@@ -1,0 +1,70 @@
+/**
+ * AdamW with decoupled weight decay (Loshchilov & Hutter), matching torch.optim.AdamW:
+ *   p ← p − lr·wd·p;  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;
+ *   p ← p − lr · (m / (1−β₁ᵗ)) / (√(v / (1−β₂ᵗ)) + eps)
+ * Parameters with ndim ≥ 2 (matrices, embeddings) decay; biases and norm gains do not (nanoGPT/HF).
+ */
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface AdamWOptions {
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+}
+
+export const defaultAdamW: AdamWOptions = { betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.1 };
+
+export class AdamW {
+  readonly params: Tensor[];
+  readonly names: string[];
+  readonly m: Float32Array[];
+  readonly v: Float32Array[];
+  /** number of updates taken (t in the bias corrections) */
+  step = 0;
+  constructor(named: Map<string, Tensor>, readonly opts: AdamWOptions = defaultAdamW) {
+    this.names = [...named.keys()];
+    this.params = [...named.values()];
+    this.m = this.params.map((p) => new Float32Array(p.size));
+    this.v = this.params.map((p) => new Float32Array(p.size));
+  }
+
+  /** Applies one update with learning rate `lr` using each parameter's `.grad` (missing grad = 0). */
+  update(lr: number): void {
+    this.step++;
+    const [b1, b2] = this.opts.betas;
+    const bc1 = 1 - Math.pow(b1, this.step);
+    const bc2 = 1 - Math.pow(b2, this.step);
+    const stepSize = lr / bc1;
+    const sqrtBc2 = Math.sqrt(bc2);
+    const eps = this.opts.eps;
+    this.params.forEach((p, i) => {
+      const g = p.grad?.data;
+      const w = p.data, m = this.m[i], v = this.v[i];
+      const decay = p.rank >= 2 ? 1 - lr * this.opts.weightDecay : 1;
+      for (let j = 0; j < w.length; j++) {
+        const gj = g ? g[j] : 0;
+        const mj = (m[j] = b1 * m[j] + (1 - b1) * gj);
+        const vj = (v[j] = b2 * v[j] + (1 - b2) * gj * gj);
+        w[j] = w[j] * decay - (stepSize * mj) / (Math.sqrt(vj) / sqrtBc2 + eps);
+      }
+    });
+  }
+}
+
+/**
+ * Scales all gradients so their global L2 norm is at most `maxNorm` (torch clip_grad_norm_:
+ * factor min(1, maxNorm / (norm + 1e-6))). Returns the norm before clipping.
+ */
+export function clipGradNorm(params: Tensor[], maxNorm: number): number {
+  let sq = 0;
+  for (const p of params) {
+    const g = p.grad?.data;
+    if (g) for (let j = 0; j < g.length; j++) sq += g[j] * g[j];
+  }
+  const norm = Math.sqrt(sq);
+  if (maxNorm > 0 && Number.isFinite(maxNorm)) {
+    const f = maxNorm / (norm + 1e-6);
+    if (f < 1) for (const p of params) { const g = p.grad?.data; if (g) for (let j = 0; j < g.length; j++) g[j] *= f; }
+  }
+  return norm;
+}
