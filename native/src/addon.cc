@@ -1,0 +1,336 @@
+// N-API surface of the addon: argument checking and conversion, then a call into the kernels.
+// Typed arrays are used in place (no copies). Every call validates that all offsets it will touch
+// lie inside the arrays it was given, so a wrong shape from JavaScript throws a RangeError instead of
+// corrupting memory. Op names are mapped to the integer codes of kernels.h / strided.h in native.ts.
+#include <napi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "dispatch.h"
+#include "gemm.h"
+#include "pool.h"
+#include "strided.h"
+
+namespace {
+
+using lmd::Dims;
+
+struct F32 {
+  float* data;
+  int64_t len;
+};
+
+[[noreturn]] void range_error(const Napi::Env& env, const std::string& msg) {
+  throw Napi::RangeError::New(env, "lmdistill native: " + msg);
+}
+[[noreturn]] void type_error(const Napi::Env& env, const std::string& msg) {
+  throw Napi::TypeError::New(env, "lmdistill native: " + msg);
+}
+
+F32 f32(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  const Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    type_error(info.Env(), std::string(what) + " must be a Float32Array");
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  return {a.Data(), static_cast<int64_t>(a.ElementLength())};
+}
+
+Napi::Int32Array i32(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  const Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    type_error(info.Env(), std::string(what) + " must be an Int32Array");
+  return v.As<Napi::Int32Array>();
+}
+
+int64_t integer(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  const Napi::Value v = info[i];
+  if (!v.IsNumber()) type_error(info.Env(), std::string(what) + " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d == std::floor(d)) || std::fabs(d) > 9.007199254740991e15) range_error(info.Env(), std::string(what) + " must be an integer");
+  return static_cast<int64_t>(d);
+}
+
+bool boolean(const Napi::CallbackInfo& info, size_t i) { return info[i].ToBoolean().Value(); }
+
+int op_code(const Napi::CallbackInfo& info, size_t i, int count) {
+  const int64_t op = integer(info, i, "op");
+  if (op < 0 || op >= count) range_error(info.Env(), "unknown op code " + std::to_string(op));
+  return static_cast<int>(op);
+}
+
+Dims dims(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  const Napi::Value v = info[i];
+  if (!v.IsArray()) type_error(info.Env(), std::string(what) + " must be an array of integers");
+  Napi::Array a = v.As<Napi::Array>();
+  const uint32_t n = a.Length();
+  if (n > 64) range_error(info.Env(), std::string(what) + ": rank above 64");
+  Dims out(n);
+  for (uint32_t k = 0; k < n; ++k) {
+    const Napi::Value e = a.Get(k);
+    if (!e.IsNumber()) type_error(info.Env(), std::string(what) + " must be an array of integers");
+    const double d = e.As<Napi::Number>().DoubleValue();
+    if (!(d == std::floor(d)) || std::fabs(d) > 9.007199254740991e15) range_error(info.Env(), std::string(what) + " must hold integers");
+    out[k] = static_cast<int64_t>(d);
+  }
+  return out;
+}
+
+int64_t numel(const Napi::Env& env, const Dims& shape) {
+  int64_t n = 1;
+  for (int64_t s : shape) {
+    if (s < 0) range_error(env, "negative dimension");
+    n *= s;
+  }
+  return n;
+}
+
+void need(const Napi::Env& env, bool ok, const char* msg) {
+  if (!ok) range_error(env, msg);
+}
+
+/** Checks that `strides` over `shape` from `base` stay inside an array of length len. */
+void check_view(const Napi::Env& env, const Dims& shape, const Dims& strides, int64_t base, int64_t len, const char* what) {
+  if (strides.size() != shape.size()) range_error(env, std::string(what) + ": strides rank differs from shape rank");
+  int64_t lo, hi;
+  lmd::offset_range(shape, strides, base, &lo, &hi);
+  if (lo < 0 || hi >= len) range_error(env, std::string(what) + ": view reaches outside its array");
+}
+
+// ---- elementwise ---------------------------------------------------------------------------
+
+// Transcendental ops are worth the pool's wake-up cost from fewer elements than cheap ones.
+int64_t unary_threshold(int op) {
+  return (op == lmd::kNeg || op == lmd::kRelu || op == lmd::kAbs) ? (1 << 18) : (1 << 15);
+}
+
+struct Chunks {
+  int64_t n, parts;
+  int64_t begin(long t) const { return n * t / parts / 64 * 64; }  // cache-line aligned starts
+  int64_t end(long t) const { return t + 1 == parts ? n : n * (t + 1) / parts / 64 * 64; }
+};
+
+Napi::Value Unary(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const int op = op_code(info, 0, lmd::kUnaryCount);
+  const F32 x = f32(info, 1, "x"), out = f32(info, 2, "out");
+  need(env, out.len >= x.len, "unary: out is shorter than x");
+  const lmd::KernelTable& kt = lmd::kernels();
+  if (x.len < unary_threshold(op)) {
+    kt.unary(op, x.data, out.data, x.len);
+    return env.Undefined();
+  }
+  struct Ctx { const lmd::KernelTable* kt; int op; const float* x; float* out; Chunks ch; } ctx{&kt, op, x.data, out.data, {x.len, lmd::pool_threads()}};
+  lmd::pool_run(ctx.ch.parts, [](void* p, long t) {
+    const Ctx& c = *static_cast<const Ctx*>(p);
+    const int64_t b = c.ch.begin(t), e = c.ch.end(t);
+    c.kt->unary(c.op, c.x + b, c.out + b, e - b);
+  }, &ctx);
+  return env.Undefined();
+}
+
+Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const int op = op_code(info, 0, lmd::kUnaryCount);
+  const F32 x = f32(info, 1, "x"), y = f32(info, 2, "y"), gy = f32(info, 3, "gy"), gx = f32(info, 4, "gx");
+  need(env, y.len >= x.len && gy.len >= x.len && gx.len >= x.len, "unaryBackward: y, gy or gx is shorter than x");
+  const lmd::KernelTable& kt = lmd::kernels();
+  if (x.len < unary_threshold(op)) {
+    kt.unary_backward(op, x.data, y.data, gy.data, gx.data, x.len);
+    return env.Undefined();
+  }
+  struct Ctx { const lmd::KernelTable* kt; int op; const float *x, *y, *gy; float* gx; Chunks ch; } ctx{
+      &kt, op, x.data, y.data, gy.data, gx.data, {x.len, lmd::pool_threads()}};
+  lmd::pool_run(ctx.ch.parts, [](void* p, long t) {
+    const Ctx& c = *static_cast<const Ctx*>(p);
+    const int64_t b = c.ch.begin(t), e = c.ch.end(t);
+    c.kt->unary_backward(c.op, c.x + b, c.y + b, c.gy + b, c.gx + b, e - b);
+  }, &ctx);
+  return env.Undefined();
+}
+
+Napi::Value Binary(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const int op = op_code(info, 0, lmd::kBinaryCount);
+  const F32 a = f32(info, 1, "a"), b = f32(info, 3, "b"), out = f32(info, 5, "out");
+  const Dims as = dims(info, 2, "aStrides"), bs = dims(info, 4, "bStrides"), shape = dims(info, 6, "shape");
+  const int64_t n = numel(env, shape);
+  if (n == 0) return env.Undefined();
+  check_view(env, shape, as, 0, a.len, "binary a");
+  check_view(env, shape, bs, 0, b.len, "binary b");
+  need(env, out.len >= n, "binary: out is smaller than the shape");
+  lmd::binary(op, a.data, as, b.data, bs, out.data, shape);
+  return env.Undefined();
+}
+
+Napi::Value Where(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const F32 c = f32(info, 0, "cond"), a = f32(info, 2, "a"), b = f32(info, 4, "b"), out = f32(info, 6, "out");
+  const Dims cs = dims(info, 1, "cStrides"), as = dims(info, 3, "aStrides"), bs = dims(info, 5, "bStrides");
+  const Dims shape = dims(info, 7, "shape");
+  const int64_t n = numel(env, shape);
+  if (n == 0) return env.Undefined();
+  check_view(env, shape, cs, 0, c.len, "where cond");
+  check_view(env, shape, as, 0, a.len, "where a");
+  check_view(env, shape, bs, 0, b.len, "where b");
+  need(env, out.len >= n, "where: out is smaller than the shape");
+  lmd::where(c.data, cs, a.data, as, b.data, bs, out.data, shape);
+  return env.Undefined();
+}
+
+Napi::Value Reduce(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const int op = op_code(info, 0, 2);
+  const F32 x = f32(info, 1, "x"), out = f32(info, 3, "out");
+  const Dims shape = dims(info, 2, "shape"), os = dims(info, 4, "outStrides");
+  const int64_t n = numel(env, shape);
+  need(env, x.len >= n, "reduce: x is smaller than the shape");
+  if (n > 0) check_view(env, shape, os, 0, out.len, "reduce out");
+  else need(env, os.size() == shape.size(), "reduce: outStrides rank differs from shape rank");
+  lmd::reduce(op, x.data, shape, out.data, out.len, os);
+  return env.Undefined();
+}
+
+Napi::Value CopyStrided(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const F32 x = f32(info, 0, "x"), out = f32(info, 3, "out");
+  const int64_t offset = integer(info, 1, "offset");
+  const Dims strides = dims(info, 2, "strides"), shape = dims(info, 4, "shape");
+  const int64_t n = numel(env, shape);
+  if (n == 0) return env.Undefined();
+  check_view(env, shape, strides, offset, x.len, "copyStrided x");
+  need(env, out.len >= n, "copyStrided: out is smaller than the shape");
+  lmd::copy_strided(x.data, offset, strides, out.data, shape);
+  return env.Undefined();
+}
+
+// ---- matmul, softmax, gather -----------------------------------------------------------------
+
+Napi::Value Matmul(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const F32 a = f32(info, 0, "a"), b = f32(info, 1, "b"), c = f32(info, 2, "c");
+  lmd::GemmArgs g{a.data, b.data, c.data, integer(info, 3, "batch"), integer(info, 4, "m"), integer(info, 5, "n"),
+                  integer(info, 6, "k"), boolean(info, 7), boolean(info, 8), integer(info, 9, "aBatchStride"),
+                  integer(info, 10, "bBatchStride"), boolean(info, 11)};
+  need(env, g.batch >= 0 && g.m >= 0 && g.n >= 0 && g.k >= 0, "matmul: negative size");
+  need(env, g.a_batch_stride >= 0 && g.b_batch_stride >= 0, "matmul: negative batch stride");
+  if (g.batch == 0 || g.m == 0 || g.n == 0) return env.Undefined();
+  need(env, c.len >= g.batch * g.m * g.n, "matmul: c is smaller than batch·m·n");
+  if (g.k > 0) {
+    need(env, a.len >= (g.batch - 1) * g.a_batch_stride + g.m * g.k, "matmul: a is smaller than its batch layout");
+    need(env, b.len >= (g.batch - 1) * g.b_batch_stride + g.k * g.n, "matmul: b is smaller than its batch layout");
+  }
+  try {
+    lmd::gemm(lmd::kernels(), g);
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(env, "lmdistill native: out of memory for GEMM packing buffers");
+  }
+  return env.Undefined();
+}
+
+template <bool Backward>
+Napi::Value SoftmaxImpl(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  constexpr size_t nArrays = Backward ? 3 : 2;
+  const F32 p0 = f32(info, 0, Backward ? "y" : "x"), p1 = f32(info, 1, Backward ? "gy" : "out");
+  const F32 p2 = Backward ? f32(info, 2, "gx") : p1;
+  const int64_t rows = integer(info, nArrays, "rows"), cols = integer(info, nArrays + 1, "cols");
+  const bool log = boolean(info, nArrays + 2);
+  need(env, rows >= 0 && cols >= 0, "softmax: negative size");
+  const int64_t n = rows * cols;
+  need(env, p0.len >= n && p1.len >= n && p2.len >= n, "softmax: an array is smaller than rows·cols");
+  if (n == 0) return env.Undefined();
+  const lmd::KernelTable& kt = lmd::kernels();
+  struct Ctx { const lmd::KernelTable* kt; const float *a, *b; float* out; int64_t rows, cols, parts; bool log; } ctx{
+      &kt, p0.data, p1.data, Backward ? p2.data : p1.data, rows, cols, 1, log};
+  if (n >= (1 << 15) && rows >= 2) ctx.parts = std::min<int64_t>(rows, lmd::pool_threads() * 4);
+  lmd::pool_run(static_cast<long>(ctx.parts), [](void* p, long t) {
+    const Ctx& c = *static_cast<const Ctx*>(p);
+    const int64_t r0 = c.rows * t / c.parts, r1 = c.rows * (t + 1) / c.parts;
+    if (Backward) c.kt->softmax_backward(c.a, c.b, c.out, r0, r1, c.cols, c.log);
+    else c.kt->softmax(c.a, c.out, r0, r1, c.cols, c.log);
+  }, &ctx);
+  return env.Undefined();
+}
+
+/** Validates ids against a table of `rows` rows. */
+void check_ids(const Napi::Env& env, const Napi::Int32Array& ids, int64_t rows, const char* what) {
+  const int32_t* p = ids.Data();
+  for (size_t i = 0; i < ids.ElementLength(); ++i)
+    if (p[i] < 0 || p[i] >= rows)
+      range_error(env, std::string(what) + ": id " + std::to_string(p[i]) + " at " + std::to_string(i) +
+                           " is outside [0, " + std::to_string(rows) + ")");
+}
+
+Napi::Value Gather(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const F32 table = f32(info, 0, "table"), out = f32(info, 3, "out");
+  const Napi::Int32Array ids = i32(info, 1, "ids");
+  const int64_t d = integer(info, 2, "d"), n = static_cast<int64_t>(ids.ElementLength());
+  need(env, d >= 0, "gather: negative row width");
+  if (d == 0 || n == 0) return env.Undefined();
+  need(env, out.len >= n * d, "gather: out is smaller than ids·d");
+  check_ids(env, ids, table.len / d, "gather");
+  lmd::gather(table.data, ids.Data(), n, d, out.data);
+  return env.Undefined();
+}
+
+Napi::Value ScatterAdd(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const F32 src = f32(info, 0, "src"), out = f32(info, 3, "out");
+  const Napi::Int32Array ids = i32(info, 1, "ids");
+  const int64_t d = integer(info, 2, "d"), n = static_cast<int64_t>(ids.ElementLength());
+  need(env, d >= 0, "scatterAdd: negative row width");
+  if (d == 0 || n == 0) return env.Undefined();
+  need(env, src.len >= n * d, "scatterAdd: src is smaller than ids·d");
+  check_ids(env, ids, out.len / d, "scatterAdd");
+  lmd::scatter_add(src.data, ids.Data(), n, d, out.data);
+  return env.Undefined();
+}
+
+// ---- configuration ---------------------------------------------------------------------------
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("isa", lmd::kernels().isa);
+  o.Set("threads", lmd::pool_threads());
+  const auto isas = lmd::supported_isas();
+  Napi::Array arr = Napi::Array::New(env, isas.size());
+  for (size_t i = 0; i < isas.size(); ++i) arr.Set(static_cast<uint32_t>(i), isas[i]);
+  o.Set("supportedIsas", arr);
+  return o;
+}
+
+Napi::Value SetIsa(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString()) type_error(info.Env(), "setIsa expects a string");
+  return Napi::Boolean::New(info.Env(), lmd::set_isa(info[0].As<Napi::String>().Utf8Value()));
+}
+
+Napi::Value SetThreads(const Napi::CallbackInfo& info) {
+  lmd::pool_resize(static_cast<int>(integer(info, 0, "threads")));
+  return Napi::Number::New(info.Env(), lmd::pool_threads());
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("unary", Napi::Function::New(env, Unary, "unary"));
+  exports.Set("unaryBackward", Napi::Function::New(env, UnaryBackward, "unaryBackward"));
+  exports.Set("binary", Napi::Function::New(env, Binary, "binary"));
+  exports.Set("where", Napi::Function::New(env, Where, "where"));
+  exports.Set("reduce", Napi::Function::New(env, Reduce, "reduce"));
+  exports.Set("copyStrided", Napi::Function::New(env, CopyStrided, "copyStrided"));
+  exports.Set("matmul", Napi::Function::New(env, Matmul, "matmul"));
+  exports.Set("softmax", Napi::Function::New(env, SoftmaxImpl<false>, "softmax"));
+  exports.Set("softmaxBackward", Napi::Function::New(env, SoftmaxImpl<true>, "softmaxBackward"));
+  exports.Set("gather", Napi::Function::New(env, Gather, "gather"));
+  exports.Set("scatterAdd", Napi::Function::New(env, ScatterAdd, "scatterAdd"));
+  exports.Set("info", Napi::Function::New(env, Info, "info"));
+  exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(lmdistill_native, Init)

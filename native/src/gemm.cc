@@ -1,0 +1,95 @@
+#include "gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <new>
+
+#include "pool.h"
+
+namespace lmd {
+namespace {
+
+// Below this many flops a GEMM runs on the calling thread: waking the pool costs ~10–30 µs.
+constexpr double kParallelFlops = 4.0e6;
+
+struct Plan {
+  const KernelTable* kt;
+  const GemmArgs* g;
+  int64_t mt, nt;            // tiles per matrix along m and n
+  int64_t m_panels, n_panels; // micro-panels per matrix
+  std::atomic<bool> failed{false};
+};
+
+/** Start of part `i` of `parts` when `panels` panels of `size` elements cover `total`. */
+int64_t split(int64_t i, int64_t parts, int64_t panels, int64_t size, int64_t total) {
+  const int64_t p = panels * i / parts;
+  return std::min(total, p * size);
+}
+
+void run_tile(void* ctx, long task) {
+  Plan& plan = *static_cast<Plan*>(ctx);
+  const KernelTable& kt = *plan.kt;
+  const GemmArgs& g = *plan.g;
+  const int64_t per = plan.mt * plan.nt;
+  const int64_t bi = task / per, t = task % per;
+  const int64_t ti = t / plan.nt, tj = t % plan.nt;
+  const int64_t m0 = split(ti, plan.mt, plan.m_panels, kt.mr, g.m), m1 = split(ti + 1, plan.mt, plan.m_panels, kt.mr, g.m);
+  const int64_t n0 = split(tj, plan.nt, plan.n_panels, kt.nr, g.n), n1 = split(tj + 1, plan.nt, plan.n_panels, kt.nr, g.n);
+  if (m0 >= m1 || n0 >= n1) return;
+  try {
+    const int64_t kc = std::min<int64_t>(kt.kc, g.k);
+    const int64_t nc = std::min<int64_t>(kt.nc, (n1 - n0 + kt.nr - 1) / kt.nr * kt.nr);
+    const int64_t mc = std::min<int64_t>(kt.mc, (m1 - m0 + kt.mr - 1) / kt.mr * kt.mr);
+    float* pa = scratch(0, static_cast<size_t>(mc * kc));
+    float* pb = scratch(1, static_cast<size_t>(kc * nc));
+    kt.gemm_tile(g, bi, m0, m1, n0, n1, pa, pb);
+  } catch (...) {
+    plan.failed.store(true);
+  }
+}
+
+}  // namespace
+
+void gemm(const KernelTable& kt, const GemmArgs& g) {
+  if (g.batch <= 0 || g.m <= 0 || g.n <= 0) return;
+  if (g.k <= 0) {
+    if (!g.accumulate) std::memset(g.c, 0, sizeof(float) * static_cast<size_t>(g.batch * g.m * g.n));
+    return;
+  }
+  Plan plan;
+  plan.kt = &kt;
+  plan.g = &g;
+  plan.m_panels = (g.m + kt.mr - 1) / kt.mr;
+  plan.n_panels = (g.n + kt.nr - 1) / kt.nr;
+  plan.mt = plan.nt = 1;
+  const double flops = 2.0 * static_cast<double>(g.batch) * g.m * g.n * g.k;
+  const int64_t threads = flops < kParallelFlops ? 1 : pool_threads();
+  if (threads > 1 && g.batch % threads != 0 && g.batch < 4 * threads) {
+    // Too few batch items to share evenly: split each matrix into `threads` tiles, choosing the
+    // grid whose largest tile (in whole micro-panels) is smallest; ties favour splitting m, which
+    // keeps each thread's B panel shared in L3 and its A block private in L2.
+    double best = 1e300;
+    for (int64_t mt = threads; mt >= 1; --mt) {
+      if (threads % mt != 0) continue;
+      const int64_t nt = threads / mt;
+      const double rows = static_cast<double>((plan.m_panels + mt - 1) / mt) * kt.mr;
+      const double cols = static_cast<double>((plan.n_panels + nt - 1) / nt) * kt.nr;
+      const double cost = rows * cols + 1e-6 * nt;
+      if (cost < best) {
+        best = cost;
+        plan.mt = mt;
+        plan.nt = nt;
+      }
+    }
+  }
+  const long tasks = static_cast<long>(g.batch * plan.mt * plan.nt);
+  if (threads == 1) {
+    for (long t = 0; t < tasks; ++t) run_tile(&plan, t);
+  } else {
+    pool_run(tasks, run_tile, &plan);
+  }
+  if (plan.failed.load()) throw std::bad_alloc();
+}
+
+}  // namespace lmd

@@ -1,0 +1,179 @@
+// BLIS-style fp32 GEMM for one instruction set (included by isa_*.cc after vec.h and LMD_MR,
+// LMD_NV, LMD_MC, LMD_KC, LMD_NC). Loop nest, from outside in:
+//   jc (NC columns of C)  → pc (KC of k; pack op(B) block, KC×NC, into NR-wide panels, lives in L3)
+//   → ic (MC rows; pack op(A) block, MC×KC, into MR-high panels, lives in L2)
+//   → jr (NR columns; one B panel stays in L1) → ir (MR rows) → micro-kernel: an MR×NR tile of C in
+//   registers, updated by a rank-1 product per k (MR broadcasts × NV vector loads, MR·NV FMAs).
+// Transposition is absorbed by the packing routines, so all four variants run the same kernel.
+#pragma once
+#include "kernels.h"
+#include "vec.h"
+
+namespace lmd {
+namespace {
+
+constexpr int MR = LMD_MR;
+constexpr int NV = LMD_NV;
+constexpr int NR = LMD_W * LMD_NV;
+constexpr int MC = LMD_MC;
+constexpr int KC = LMD_KC;
+constexpr int NC = LMD_NC;
+static_assert(MC % MR == 0 && NC % NR == 0, "cache blocks must be whole micro-panels");
+
+/**
+ * The micro-kernel: C[0:MR, 0:NR] (+)= Ap · Bp where Ap is kc×MR (packed, row i at Ap[p*MR + i])
+ * and Bp is kc×NR (packed, aligned). Writes a full tile; the caller handles edges.
+ */
+LMD_INLINE void micro_kernel(int64_t kc, const float* __restrict ap, const float* __restrict bp,
+                             float* __restrict c, int64_t ldc, bool acc) {
+  vf r[MR][NV];
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) r[i][j] = vf{};
+#pragma GCC unroll 32
+  for (int i = 0; i < MR; ++i) __builtin_prefetch(c + i * ldc, 1, 3);
+#pragma GCC unroll 2
+  for (int64_t p = 0; p < kc; ++p) {
+    vf bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = loada(bp + j * W);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i) {
+      const vf av = splat(ap[i]);
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) r[i][j] += av * bv[j];
+    }
+    ap += MR;
+    bp += NR;
+  }
+  if (acc) {
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) storeu(c + i * ldc + j * W, loadu(c + i * ldc + j * W) + r[i][j]);
+  } else {
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) storeu(c + i * ldc + j * W, r[i][j]);
+  }
+}
+
+/** An edge tile (rows < MR or cols < NR): compute the full tile aside, then write the valid part. */
+void edge_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int64_t rows,
+                 int64_t cols, bool acc) {
+  alignas(64) float t[MR * NR];
+  micro_kernel(kc, ap, bp, t, NR, false);
+  for (int64_t i = 0; i < rows; ++i) {
+    float* ci = c + i * ldc;
+    const float* ti = t + i * NR;
+    if (acc)
+      for (int64_t j = 0; j < cols; ++j) ci[j] += ti[j];
+    else
+      for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j];
+  }
+}
+
+/** Packs rows [i0, i0+mc) × k-range [p0, p0+kc) of op(A) into MR-high panels (zero-padded). */
+void pack_a(const float* a, bool trans, int64_t m, int64_t k, int64_t i0, int64_t mc, int64_t p0,
+            int64_t kc, float* __restrict dst) {
+  for (int64_t ir = 0; ir < mc; ir += MR) {
+    const int64_t rows = min_of<int64_t>(MR, mc - ir);
+    float* d = dst + ir * kc;
+    if (trans) {  // A stored [k, m]: each k step is a contiguous run of rows
+      const float* s = a + p0 * m + i0 + ir;
+      if (rows == MR) {
+        for (int64_t p = 0; p < kc; ++p, s += m, d += MR)
+#pragma GCC unroll 32
+          for (int r = 0; r < MR; ++r) d[r] = s[r];
+      } else {
+        for (int64_t p = 0; p < kc; ++p, s += m, d += MR)
+          for (int r = 0; r < MR; ++r) d[r] = r < rows ? s[r] : 0.0f;
+      }
+    } else {  // A stored [m, k]: read each row contiguously, scatter into the panel
+      for (int r = 0; r < MR; ++r) {
+        if (r < rows) {
+          const float* s = a + (i0 + ir + r) * k + p0;
+          for (int64_t p = 0; p < kc; ++p) d[p * MR + r] = s[p];
+        } else {
+          for (int64_t p = 0; p < kc; ++p) d[p * MR + r] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+/** Packs k-range [p0, p0+kc) × columns [j0, j0+nc) of op(B) into NR-wide panels (zero-padded). */
+void pack_b(const float* b, bool trans, int64_t k, int64_t n, int64_t p0, int64_t kc, int64_t j0,
+            int64_t nc, float* __restrict dst) {
+  for (int64_t jr = 0; jr < nc; jr += NR) {
+    const int64_t cols = min_of<int64_t>(NR, nc - jr);
+    float* d = dst + jr * kc;
+    if (!trans) {  // B stored [k, n]: each k step is a contiguous run of columns
+      const float* s = b + p0 * n + j0 + jr;
+      if (cols == NR) {
+        for (int64_t p = 0; p < kc; ++p, s += n, d += NR)
+#pragma GCC unroll 4
+          for (int j = 0; j < NV; ++j) *reinterpret_cast<vf*>(d + j * W) = loadu(s + j * W);
+      } else {
+        for (int64_t p = 0; p < kc; ++p, s += n, d += NR)
+          for (int j = 0; j < NR; ++j) d[j] = j < cols ? s[j] : 0.0f;
+      }
+    } else {  // B stored [n, k]: column j of op(B) is row j of B; transpose 4 k-steps at a time
+      const float* s = b + (j0 + jr) * k + p0;
+      int64_t p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        float* dp = d + p * NR;
+        for (int j = 0; j < NR; ++j) {
+          if (j < cols) {
+            const float* sj = s + j * k + p;
+            dp[j] = sj[0];
+            dp[NR + j] = sj[1];
+            dp[2 * NR + j] = sj[2];
+            dp[3 * NR + j] = sj[3];
+          } else {
+            dp[j] = dp[NR + j] = dp[2 * NR + j] = dp[3 * NR + j] = 0.0f;
+          }
+        }
+      }
+      for (; p < kc; ++p)
+        for (int j = 0; j < NR; ++j) d[p * NR + j] = j < cols ? s[j * k + p] : 0.0f;
+    }
+  }
+}
+
+void gemm_tile(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+               float* pa, float* pb) {
+  const int64_t m = g.m, n = g.n, k = g.k;
+  const float* a = g.a + bi * g.a_batch_stride;
+  const float* b = g.b + bi * g.b_batch_stride;
+  float* c = g.c + bi * m * n;
+  for (int64_t jc = n0; jc < n1; jc += NC) {
+    const int64_t nc = min_of<int64_t>(NC, n1 - jc);
+    for (int64_t pc = 0; pc < k; pc += KC) {
+      const int64_t kc = min_of<int64_t>(KC, k - pc);
+      const bool acc = g.accumulate || pc > 0;
+      pack_b(b, g.trans_b, k, n, pc, kc, jc, nc, pb);
+      for (int64_t ic = m0; ic < m1; ic += MC) {
+        const int64_t mc = min_of<int64_t>(MC, m1 - ic);
+        pack_a(a, g.trans_a, m, k, ic, mc, pc, kc, pa);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t cols = min_of<int64_t>(NR, nc - jr);
+          const float* bp = pb + jr * kc;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t rows = min_of<int64_t>(MR, mc - ir);
+            float* ct = c + (ic + ir) * n + jc + jr;
+            if (rows == MR && cols == NR)
+              micro_kernel(kc, pa + ir * kc, bp, ct, n, acc);
+            else
+              edge_kernel(kc, pa + ir * kc, bp, ct, n, rows, cols, acc);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lmd

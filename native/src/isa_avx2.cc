@@ -1,0 +1,14 @@
+// Kernel table for AVX2 + FMA (-mavx2 -mfma): 6×16 tile, 12 ymm accumulators.
+// Compiled with its own flags in binding.gyp; never call into this file without checking the CPU.
+#define LMD_W 8
+#define LMD_MR 6
+#define LMD_NV 2
+#define LMD_MC 144
+#define LMD_KC 256
+#define LMD_NC 4096
+#include "gemm_impl.h"
+#include "math_impl.h"
+
+namespace lmd {
+extern const KernelTable kTableAvx2 = {"avx2", MR, NR, MC, KC, NC, gemm_tile, unary, unary_backward, softmax, softmax_backward};
+}  // namespace lmd

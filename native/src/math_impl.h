@@ -1,0 +1,243 @@
+// Elementwise transcendental kernels and row softmax for one instruction set (included by isa_*.cc
+// after vec.h). exp and tanh are Cephes-style float approximations (≤ 2 ulp over the normal range;
+// see native-vs-ref.test.ts for the measured bound); sigmoid, SiLU and GELU are built on exp so that
+// their tails keep full relative accuracy: GELU(x) = x·σ(2u) with u = √(2/π)(x + 0.044715x³) is the
+// same function as 0.5·x·(1 + tanh u) without the cancellation of 1 + tanh u for x ≪ 0. log goes
+// through libm in double (it is rare on large tensors), which also makes it match the reference.
+#pragma once
+#include <cmath>
+
+#include "kernels.h"
+#include "vec.h"
+
+namespace lmd {
+namespace {
+
+/** e^x: round(x/ln2) split off, a degree-6 polynomial on the remainder, scaled by 2^n in two steps
+ *  so that results down to the subnormal range stay exact. +inf/-inf/NaN map to +inf/0/NaN. */
+LMD_INLINE vf vexp(vf x) {
+  const vf hi = splat(88.72283935546875f), lo = splat(-103.97208404541015625f);
+  vf xc = select(x > hi, hi, x);
+  xc = select(xc < lo, lo, xc);
+  vf t = xc * splat(1.44269504088896341f);
+  const vf magic = splat(12582912.0f);  // 1.5·2^23: adding and subtracting it rounds to an integer
+  vf nf = (t + magic) - magic;
+  nf = select(nf == nf, nf, vf{});  // NaN → 0 so the integer conversion below stays defined
+  vf r = xc - nf * splat(0.693359375f);
+  r = r - nf * splat(-2.12194440e-4f);
+  vf p = splat(1.9875691500e-4f);
+  p = p * r + splat(1.3981999507e-3f);
+  p = p * r + splat(8.3334519073e-3f);
+  p = p * r + splat(4.1665795894e-2f);
+  p = p * r + splat(1.6666665459e-1f);
+  p = p * r + splat(5.0000001201e-1f);
+  p = p * (r * r) + r + splat(1.0f);
+  const vi n = __builtin_convertvector(nf, vi);
+  const vi n1 = n >> 1;  // arithmetic shift: floor(n/2)
+  const vi n2 = n - n1;
+  const vf s1 = as_f((n1 + 127) << 23), s2 = as_f((n2 + 127) << 23);
+  vf y = (p * s1) * s2;
+  y = select(x > hi, splat(__builtin_inff()), y);
+  y = select(x < lo, vf{}, y);
+  return y;
+}
+
+/** tanh: odd polynomial below 0.625, 1 − 2/(e^{2|x|} + 1) above, with the sign of x restored. */
+LMD_INLINE vf vtanh(vf x) {
+  const vi sign = as_i(x) & splati(INT32_MIN);
+  const vf ax = as_f(as_i(x) & splati(INT32_MAX));
+  const vf z = x * x;
+  vf p = splat(-5.70498872745e-3f);
+  p = p * z + splat(2.06390887954e-2f);
+  p = p * z + splat(-5.37397155531e-2f);
+  p = p * z + splat(1.33314422036e-1f);
+  p = p * z + splat(-3.33332819422e-1f);
+  const vf small = p * z * x + x;
+  const vf e = vexp(ax + ax);
+  const vf big = as_f(as_i(splat(1.0f) - splat(2.0f) / (e + splat(1.0f))) | sign);
+  return select(ax < splat(0.625f), small, big);
+}
+
+LMD_INLINE vf vsigmoid(vf x) { return splat(1.0f) / (splat(1.0f) + vexp(-x)); }
+
+constexpr float kSqrt2OverPi = 0.7978845608028654f;
+constexpr float kGeluC = 0.044715f;
+
+LMD_INLINE vf gelu_u(vf x) { return splat(kSqrt2OverPi) * (x + splat(kGeluC) * x * x * x); }
+
+LMD_INLINE vf unary_vec(int op, vf x) {
+  switch (op) {
+    case kNeg: return -x;
+    case kExp: return vexp(x);
+    case kTanh: return vtanh(x);
+    case kSigmoid: return vsigmoid(x);
+    case kRelu: return select(x > vf{}, x, vf{});
+    case kSilu: return x / (splat(1.0f) + vexp(-x));
+    case kGelu: {
+      const vf u = gelu_u(x);
+      return x / (splat(1.0f) + vexp(-(u + u)));
+    }
+    case kAbs: return as_f(as_i(x) & splati(INT32_MAX));
+    default: return x;
+  }
+}
+
+template <int OP>
+void unary_loop(const float* x, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + W <= n; i += W) storeu(out + i, unary_vec(OP, loadu(x + i)));
+  if (i < n) store_partial(out + i, unary_vec(OP, load_partial(x + i, n - i, 0.0f)), n - i);
+}
+
+void unary(int op, const float* x, float* out, int64_t n) {
+  switch (op) {
+    case kNeg: return unary_loop<kNeg>(x, out, n);
+    case kExp: return unary_loop<kExp>(x, out, n);
+    case kTanh: return unary_loop<kTanh>(x, out, n);
+    case kSigmoid: return unary_loop<kSigmoid>(x, out, n);
+    case kRelu: return unary_loop<kRelu>(x, out, n);
+    case kSilu: return unary_loop<kSilu>(x, out, n);
+    case kGelu: return unary_loop<kGelu>(x, out, n);
+    case kAbs: return unary_loop<kAbs>(x, out, n);
+    case kSqrt:
+      for (int64_t i = 0; i < n; ++i) out[i] = __builtin_sqrtf(x[i]);
+      return;
+    case kLog:
+      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(::log(static_cast<double>(x[i])));
+      return;
+    default: return;
+  }
+}
+
+LMD_INLINE vf unary_grad_vec(int op, vf x, vf y, vf gy) {
+  switch (op) {
+    case kNeg: return -gy;
+    case kExp: return gy * y;
+    case kLog: return gy / x;
+    case kSqrt: return (splat(0.5f) * gy) / y;
+    case kTanh: return gy * (splat(1.0f) - y * y);
+    case kSigmoid: return gy * y * (splat(1.0f) - y);
+    case kRelu: return select(x > vf{}, gy, vf{});
+    case kAbs: return select(x > vf{}, gy, select(x < vf{}, -gy, vf{}));
+    case kSilu: {
+      const vf s = vsigmoid(x);
+      return gy * s * (splat(1.0f) + x * (splat(1.0f) - s));
+    }
+    case kGelu: {  // d/dx x·σ(2u) = σ + 2x·σ(1−σ)·u'   (equal to the reference's tanh form)
+      const vf u = gelu_u(x);
+      const vf s = splat(1.0f) / (splat(1.0f) + vexp(-(u + u)));
+      const vf du = splat(kSqrt2OverPi) * (splat(1.0f) + splat(3.0f * kGeluC) * x * x);
+      return gy * (s + splat(2.0f) * x * s * (splat(1.0f) - s) * du);
+    }
+    default: return gy;
+  }
+}
+
+template <int OP>
+void unary_grad_loop(const float* x, const float* y, const float* gy, float* gx, int64_t n) {
+  int64_t i = 0;
+  for (; i + W <= n; i += W) storeu(gx + i, unary_grad_vec(OP, loadu(x + i), loadu(y + i), loadu(gy + i)));
+  if (i < n) {
+    const int64_t r = n - i;
+    store_partial(gx + i, unary_grad_vec(OP, load_partial(x + i, r, 1.0f), load_partial(y + i, r, 1.0f),
+                                         load_partial(gy + i, r, 0.0f)), r);
+  }
+}
+
+void unary_backward(int op, const float* x, const float* y, const float* gy, float* gx, int64_t n) {
+  switch (op) {
+    case kNeg: return unary_grad_loop<kNeg>(x, y, gy, gx, n);
+    case kExp: return unary_grad_loop<kExp>(x, y, gy, gx, n);
+    case kLog: return unary_grad_loop<kLog>(x, y, gy, gx, n);
+    case kSqrt: return unary_grad_loop<kSqrt>(x, y, gy, gx, n);
+    case kTanh: return unary_grad_loop<kTanh>(x, y, gy, gx, n);
+    case kSigmoid: return unary_grad_loop<kSigmoid>(x, y, gy, gx, n);
+    case kRelu: return unary_grad_loop<kRelu>(x, y, gy, gx, n);
+    case kAbs: return unary_grad_loop<kAbs>(x, y, gy, gx, n);
+    case kSilu: return unary_grad_loop<kSilu>(x, y, gy, gx, n);
+    case kGelu: return unary_grad_loop<kGelu>(x, y, gy, gx, n);
+    default: return;
+  }
+}
+
+LMD_INLINE double hsum(vd v) {
+  double s = 0;
+  for (int i = 0; i < W; ++i) s += v[i];
+  return s;
+}
+
+/** Sum of a row in double: W-lane partial sums of the float inputs widened to double. */
+template <typename F>
+LMD_INLINE double row_sum(int64_t cols, F term) {
+  vd acc = vd{};
+  int64_t j = 0;
+  for (; j + W <= cols; j += W) acc += __builtin_convertvector(term(j), vd);
+  double s = hsum(acc);
+  for (; j < cols; ++j) s += term(j)[0];
+  return s;
+}
+
+void softmax(const float* x, float* out, int64_t r0, int64_t r1, int64_t cols, bool log) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* xr = x + r * cols;
+    float* orow = out + r * cols;
+    // max ignoring NaN, as the reference's `x > mx` does
+    vf mv = splat(-__builtin_inff());
+    int64_t j = 0;
+    for (; j + W <= cols; j += W) {
+      const vf v = loadu(xr + j);
+      mv = select(v > mv, v, mv);
+    }
+    float mx = -__builtin_inff();
+    for (int i = 0; i < W; ++i) if (mv[i] > mx) mx = mv[i];
+    for (; j < cols; ++j) if (xr[j] > mx) mx = xr[j];
+    if (mx == -__builtin_inff()) mx = 0.0f;  // fully masked row: NaN-free shift, as the reference
+    const vf m = splat(mx);
+    if (log) {
+      const double s = row_sum(cols, [&](int64_t jj) {
+        return jj + W <= cols ? vexp(loadu(xr + jj) - m) : vexp(splat(xr[jj] - mx));
+      });
+      const double lse = static_cast<double>(mx) + ::log(s);
+      const vd l = vd{} + lse;
+      j = 0;
+      for (; j + W <= cols; j += W)
+        storeu(orow + j, __builtin_convertvector(__builtin_convertvector(loadu(xr + j), vd) - l, vf));
+      for (; j < cols; ++j) orow[j] = static_cast<float>(static_cast<double>(xr[j]) - lse);
+    } else {
+      const double s = row_sum(cols, [&](int64_t jj) {
+        vf e = jj + W <= cols ? vexp(loadu(xr + jj) - m) : vexp(splat(xr[jj] - mx));
+        if (jj + W <= cols) storeu(orow + jj, e); else orow[jj] = e[0];
+        return e;
+      });
+      const float inv = static_cast<float>(1.0 / s);
+      j = 0;
+      for (; j + W <= cols; j += W) storeu(orow + j, loadu(orow + j) * splat(inv));
+      for (; j < cols; ++j) orow[j] *= inv;
+    }
+  }
+}
+
+void softmax_backward(const float* y, const float* gy, float* gx, int64_t r0, int64_t r1, int64_t cols, bool log) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* yr = y + r * cols;
+    const float* gr = gy + r * cols;
+    float* xr = gx + r * cols;
+    int64_t j = 0;
+    if (log) {  // gx = gy − e^y · Σ gy
+      const double s = row_sum(cols, [&](int64_t jj) { return jj + W <= cols ? loadu(gr + jj) : splat(gr[jj]); });
+      const vf sv = splat(static_cast<float>(s));
+      for (; j + W <= cols; j += W) storeu(xr + j, loadu(gr + j) - vexp(loadu(yr + j)) * sv);
+      for (; j < cols; ++j) xr[j] = gr[j] - vexp(splat(yr[j]))[0] * static_cast<float>(s);
+    } else {  // gx = y ⊙ (gy − Σ gy ⊙ y)
+      const double s = row_sum(cols, [&](int64_t jj) {
+        return jj + W <= cols ? loadu(gr + jj) * loadu(yr + jj) : splat(gr[jj] * yr[jj]);
+      });
+      const vf sv = splat(static_cast<float>(s));
+      for (; j + W <= cols; j += W) storeu(xr + j, loadu(yr + j) * (loadu(gr + j) - sv));
+      for (; j < cols; ++j) xr[j] = yr[j] * (gr[j] - static_cast<float>(s));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lmd

@@ -1,0 +1,29 @@
+// A persistent thread pool shared by every kernel of the addon. It is created once per process
+// (sized by LMDISTILL_THREADS or the hardware concurrency) and runs "task lists": run(n, fn, ctx)
+// calls fn(ctx, t) for t in [0, n) across the calling thread and the workers, and returns when all
+// are done. The interface is a plain function pointer so ISA-specific translation units can use it
+// without instantiating std:: templates (see gemm_impl.h on why that matters).
+#pragma once
+#include <cstddef>
+
+namespace lmd {
+
+using TaskFn = void (*)(void* ctx, long task);
+
+/** Number of threads that run() spreads work over (workers + the caller), at least 1. */
+int pool_threads();
+/** Changes the thread count (joins and recreates the workers); n <= 0 restores the default. */
+void pool_resize(int n);
+/**
+ * Runs fn(ctx, t) for every t in [0, ntasks). Runs inline on the caller when ntasks == 1, when
+ * called from inside a task, or when another thread is already using the pool.
+ */
+void pool_run(long ntasks, TaskFn fn, void* ctx);
+
+/**
+ * Per-thread scratch memory (64-byte aligned), grown on demand and kept for the thread's lifetime.
+ * `slot` selects one of a few independent buffers (e.g. packed A and packed B).
+ */
+float* scratch(int slot, size_t floats);
+
+}  // namespace lmd
