@@ -1,6 +1,6 @@
 /** Reading YAML config files into validated configs, with one clear error per problem. */
 import fs from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { UserError } from '../errors.js';
 import { trainConfigSchema, type TrainConfig } from './schema.js';
 import { parseWith } from './zod.js';
@@ -19,11 +19,15 @@ export function readYamlFile(file: string): unknown {
     if (e instanceof UserError) throw e;
     throw new UserError(`config file ${file} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 2);
   }
+  // logLevel 'silent': the library never prints; errors and warnings (e.g. unknown tags) become UserErrors.
+  const doc = parseDocument(text, { prettyErrors: true, logLevel: 'silent' });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem) throw new UserError(`${file}: invalid YAML: ${problem.message.trim()}`, 2);
   try {
     // maxAliasCount bounds "billion laughs" alias expansion
-    return parseYaml(text, { maxAliasCount: 100, prettyErrors: true }) ?? {};
+    return doc.toJS({ maxAliasCount: 100 }) ?? {};
   } catch (e) {
-    throw new UserError(`${file}: invalid YAML: ${(e as Error).message.split('\n')[0]}`, 2);
+    throw new UserError(`${file}: invalid YAML: ${(e as Error).message.trim()}`, 2);
   }
 }
 
@@ -31,11 +35,14 @@ export function readYamlFile(file: string): unknown {
 export function setDotted(obj: Record<string, unknown>, key: string, value: unknown): void {
   const parts = key.split('.');
   let cur = obj;
-  for (const p of parts.slice(0, -1)) {
+  parts.slice(0, -1).forEach((p, i) => {
     const next = cur[p];
-    if (typeof next !== 'object' || next === null || Array.isArray(next)) cur[p] = {};
+    if (next === undefined || next === null) cur[p] = {};
+    else if (typeof next !== 'object' || Array.isArray(next)) {
+      throw new UserError(`${parts.slice(0, i + 1).join('.')} must be a mapping to set ${key}, but it is ${JSON.stringify(next)}`, 2);
+    }
     cur = cur[p] as Record<string, unknown>;
-  }
+  });
   cur[parts[parts.length - 1]] = value;
 }
 

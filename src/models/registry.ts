@@ -75,13 +75,14 @@ export function loadStateDict(model: CausalLM, tensors: Map<string, { shape: num
   const params = model.namedParameters();
   const aliases = new Map(model.tiedAliases());
   const missing: string[] = [];
+  const copies: [Float32Array, Float32Array][] = [];
   for (const [name, p] of params) {
     const t = tensors.get(name) ?? tensors.get([...aliases].find(([, src]) => src === name)?.[0] ?? '');
     if (!t) { missing.push(name); continue; }
     if (!shapeEq(t.shape, p.shape)) {
       throw new UserError(`${source}: tensor "${name}" has shape ${fmtShape(t.shape)}; the config needs ${fmtShape(p.shape)}`, 2);
     }
-    p.data.set(t.data);
+    copies.push([p.data, t.data]);
   }
   if (missing.length) {
     throw new UserError(`${source}: missing tensor${missing.length > 1 ? 's' : ''} ${missing.slice(0, 5).map((m) => `"${m}"`).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`, 2);
@@ -90,6 +91,7 @@ export function loadStateDict(model: CausalLM, tensors: Map<string, { shape: num
   if (unexpected.length) {
     throw new UserError(`${source}: unexpected tensor${unexpected.length > 1 ? 's' : ''} ${unexpected.slice(0, 5).map((m) => `"${m}"`).join(', ')} (does config.json match these weights?)`, 2);
   }
+  for (const [dst, src] of copies) dst.set(src); // only after every check passed
 }
 
 /** Loads a Hugging Face model folder (as save_pretrained writes it). */

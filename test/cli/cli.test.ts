@@ -188,7 +188,7 @@ describe('lmdistill CLI', { concurrency: true }, () => {
     const missingData = path.join(work, 'no-such-corpus.txt');
     const missingTok = path.join(work, 'no-such-tokenizer.json');
     const missingCfg = path.join(work, 'no-such-config.yaml');
-    interface Case { name: string; args: string[]; mentions: (string | RegExp)[]; knownBug?: string }
+    interface Case { name: string; args: string[]; mentions: (string | RegExp)[] }
     // `mentions` may use FILE for the config file's path
     const cfgCase = (name: string, yaml: string, mentions: (string | RegExp)[]): Case => {
       const file = put(`bad/${name.replace(/\W+/g, '_')}.yaml`, yaml);
@@ -201,10 +201,7 @@ describe('lmdistill CLI', { concurrency: true }, () => {
       cfgCase('invalid YAML syntax', good + 'train: {steps: [\n', ['FILE', /YAML/i, /line \d+/]),
       cfgCase('unknown model_type', edit('model_type: gpt2', 'model_type: gpt5'), ['FILE', 'model_type']),
       cfgCase('tokenizer.path does not exist', edit('tokenizer: {vocab_size: 300}', `tokenizer: {path: ${JSON.stringify(missingTok)}}`), [missingTok]),
-      {
-        ...cfgCase('data file does not exist', edit(/source: \{dir: [^}]*\}/, `source: {text: ${JSON.stringify(missingData)}}`), [missingData]),
-        knownBug: 'src/data/corpus.ts statOrThrow/readText/listTextFiles throw UserError without exitCode 2, so the CLI exits 1',
-      },
+      cfgCase('data file does not exist', edit(/source: \{dir: [^}]*\}/, `source: {text: ${JSON.stringify(missingData)}}`), [missingData]),
       { name: 'config file does not exist', args: ['train', '--config', missingCfg], mentions: [missingCfg] },
       { name: '--steps abc', args: ['train', '--config', put('bad/ok.yaml', good), '--steps', 'abc'], mentions: ['--steps', '"abc"'] },
       { name: 'unknown option', args: ['train', '--config', put('bad/ok2.yaml', good), '--bogus-flag'], mentions: ['--bogus-flag'] },
@@ -215,7 +212,7 @@ describe('lmdistill CLI', { concurrency: true }, () => {
     before(async () => { results = await runAll(cases.map((c) => c.args)); });
 
     cases.forEach((c, i) => {
-      test(`${c.name}${c.knownBug ? ' [KNOWN BUG: fails until fixed]' : ''}`, () => {
+      test(c.name, () => {
         const r = results[i];
         assert.ok(!r.stderr.includes('    at '), `stack trace printed:\n${show(r)}`);
         const errs = errorLines(r.stderr);
@@ -223,7 +220,7 @@ describe('lmdistill CLI', { concurrency: true }, () => {
         for (const m of c.mentions) {
           assert.ok(typeof m === 'string' ? errs[0].includes(m) : m.test(errs[0]), `error line does not name ${m}:\n${show(r)}`);
         }
-        assert.equal(r.code, 2, `${c.knownBug ? `KNOWN BUG (${c.knownBug})\n` : ''}${show(r)}`);
+        assert.equal(r.code, 2, show(r));
       });
     });
   });

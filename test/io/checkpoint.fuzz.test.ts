@@ -276,7 +276,7 @@ test(`checkpoint fuzz: ${N} corrupt checkpoints load or throw a UserError naming
   const rss0 = peakRss;
   let slowest = { ms: 0, kind: '' };
   // deterministic cases first (a too-large state file, every bad RNG state in both places, a 2^53×2^53
-  // shape), then random ones. dropoutRng [0,0,0,0] is the KNOWN BUG below: this test fails until it is fixed.
+  // shape), then random ones. dropoutRng [0,0,0,0] must be rejected by the schema (regression test below).
   const cases: { i: number; files: Files; kind: string }[] = [];
   const stateWith = (kind: string, patch: (st: Record<string, unknown>) => unknown): void => {
     const st = JSON.parse(base.get('trainer_state.json')!.toString('utf8')) as Record<string, unknown>;
@@ -335,7 +335,7 @@ test(`checkpoint fuzz: ${N} corrupt checkpoints load or throw a UserError naming
   assert.ok(slowest.ms < 5000, `one load took ${slowest.ms.toFixed(0)} ms (${slowest.kind}): a near-hang`);
 });
 
-test('KNOWN BUG (fails until fixed): an all-zero dropoutRng in trainer_state.json is a UserError, not a RangeError', () => {
+test('regression: an all-zero dropoutRng in trainer_state.json is a UserError, not a RangeError', () => {
   // trainerStateSchema accepts any 4 uint32 words, but Rng.setState rejects the all-zero state with a
   // RangeError (src/io/checkpoint.ts loadCheckpoint → model.dropoutRng.setState), which the CLI prints
   // with a stack trace.
