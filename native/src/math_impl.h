@@ -58,12 +58,37 @@ LMD_INLINE vf vtanh(vf x) {
   return select(ax < splat(0.625f), small, big);
 }
 
-LMD_INLINE vf vsigmoid(vf x) { return splat(1.0f) / (splat(1.0f) + vexp(-x)); }
+/** σ(x) as 1/(1 + e^−|x|) or e^−|x|/(1 + e^−|x|): e^−|x| never overflows, so σ(x) for x ≪ 0 keeps
+ *  its relative accuracy down to the subnormals instead of collapsing to 0 at x ≈ −88.7. */
+LMD_INLINE vf vsigmoid(vf x) {
+  const vf e = vexp(-as_f(as_i(x) & splati(INT32_MAX)));
+  const vf r = splat(1.0f) / (splat(1.0f) + e);
+  return select(x >= vf{}, r, e * r);
+}
 
-constexpr float kSqrt2OverPi = 0.7978845608028654f;
-constexpr float kGeluC = 0.044715f;
+constexpr double kSqrt2OverPi = 0.7978845608028654;
+constexpr double kGeluC = 0.044715;
 
-LMD_INLINE vf gelu_u(vf x) { return splat(kSqrt2OverPi) * (x + splat(kGeluC) * x * x * x); }
+/**
+ * 2u = 2·√(2/π)(x + 0.044715x³) as an unevaluated float sum hi + lo, computed in double: e^(2u) is
+ * sensitive to the absolute error of its argument (δe/e = δ(2u)), which in float grows like |u|·u.
+ */
+LMD_INLINE void gelu_2u(vf x, vf* hi, vf* lo) {
+  const vd xd = __builtin_convertvector(x, vd);
+  const vd t = (2.0 * kSqrt2OverPi) * (xd + kGeluC * xd * xd * xd);
+  *hi = __builtin_convertvector(t, vf);
+  const vf lo0 = __builtin_convertvector(t - __builtin_convertvector(*hi, vd), vf);
+  *lo = select(*hi - *hi == vf{}, lo0, vf{});  // hi = ±inf (x = ±inf or 2u beyond float): no correction
+}
+
+/** σ(hi + lo) for |lo| ≪ |hi| ulp-sized: e^−|hi+lo| ≈ e^−|hi|·(1 ∓ lo). */
+LMD_INLINE vf vsigmoid2(vf hi, vf lo) {
+  const vi neg = as_i(hi) & splati(INT32_MIN);
+  vf e = vexp(-as_f(as_i(hi) & splati(INT32_MAX)));
+  e = e * (splat(1.0f) - as_f(as_i(lo) ^ neg));
+  const vf r = splat(1.0f) / (splat(1.0f) + e);
+  return select(hi >= vf{}, r, e * r);
+}
 
 LMD_INLINE vf unary_vec(int op, vf x) {
   switch (op) {
@@ -72,10 +97,11 @@ LMD_INLINE vf unary_vec(int op, vf x) {
     case kTanh: return vtanh(x);
     case kSigmoid: return vsigmoid(x);
     case kRelu: return select(x > vf{}, x, vf{});
-    case kSilu: return x / (splat(1.0f) + vexp(-x));
-    case kGelu: {
-      const vf u = gelu_u(x);
-      return x / (splat(1.0f) + vexp(-(u + u)));
+    case kSilu: return x * vsigmoid(x);
+    case kGelu: {  // 0.5·x·(1 + tanh u) = x·σ(2u)
+      vf hi, lo;
+      gelu_2u(x, &hi, &lo);
+      return x * vsigmoid2(hi, lo);
     }
     case kAbs: return as_f(as_i(x) & splati(INT32_MAX));
     default: return x;
@@ -115,7 +141,7 @@ LMD_INLINE vf unary_grad_vec(int op, vf x, vf y, vf gy) {
     case kExp: return gy * y;
     case kLog: return gy / x;
     case kSqrt: return (splat(0.5f) * gy) / y;
-    case kTanh: return gy * (splat(1.0f) - y * y);
+    case kTanh: return gy * ((splat(1.0f) - y) * (splat(1.0f) + y));  // no cancellation near |y| = 1
     case kSigmoid: return gy * y * (splat(1.0f) - y);
     case kRelu: return select(x > vf{}, gy, vf{});
     case kAbs: return select(x > vf{}, gy, select(x < vf{}, -gy, vf{}));
@@ -124,10 +150,14 @@ LMD_INLINE vf unary_grad_vec(int op, vf x, vf y, vf gy) {
       return gy * s * (splat(1.0f) + x * (splat(1.0f) - s));
     }
     case kGelu: {  // d/dx x·σ(2u) = σ + 2x·σ(1−σ)·u'   (equal to the reference's tanh form)
-      const vf u = gelu_u(x);
-      const vf s = splat(1.0f) / (splat(1.0f) + vexp(-(u + u)));
-      const vf du = splat(kSqrt2OverPi) * (splat(1.0f) + splat(3.0f * kGeluC) * x * x);
-      return gy * (s + splat(2.0f) * x * s * (splat(1.0f) - s) * du);
+      vf hi, lo;
+      gelu_2u(x, &hi, &lo);
+      const vf s = vsigmoid2(hi, lo);
+      const vf du = splat(static_cast<float>(kSqrt2OverPi)) * (splat(1.0f) + splat(static_cast<float>(3.0 * kGeluC)) * x * x);
+      const vf t = s * (splat(1.0f) - s);
+      // t is 0 in both tails, where x·u' may overflow: the term is 0 there, NaN only for x = ±inf
+      const vf term = select((t == vf{}) & (x - x == vf{}), vf{}, splat(2.0f) * x * t * du);
+      return gy * (s + term);
     }
     default: return gy;
   }
