@@ -27,6 +27,15 @@ export interface MatmulArgs {
   accumulate: boolean;
 }
 
+/** Shapes of a fused attention call: q [B, H, T, D], k/v [B, Hkv, S, D], out [B, H, T, D]. */
+export interface AttentionDims {
+  B: number; H: number; Hkv: number; T: number; S: number; D: number;
+  /** query t sees keys 0..S−T+t (KV-cache aware) */
+  causal: boolean;
+  /** multiplies q·k (usually 1/√D) */
+  scale: number;
+}
+
 export interface Backend {
   readonly name: string;
   /** out[i] = op(x[i]) for i < n. */
@@ -56,4 +65,15 @@ export interface Backend {
   gather(table: Float32Array, ids: Int32Array, d: number, out: Float32Array): void;
   /** out[ids[i], :] += src[i, :] for rows of width d (out is not cleared). */
   scatterAdd(src: Float32Array, ids: Int32Array, d: number, out: Float32Array): void;
+  /**
+   * Row-wise LayerNorm ((x − μ)·rstd·w + b) or RMSNorm (rms: x·rstd·w) of x [rows, cols]; writes the
+   * per-row mean (0 for RMS) and rstd for the backward pass.
+   */
+  normForward(x: Float32Array, w: Float32Array, b: Float32Array | null, out: Float32Array, mean: Float32Array, rstd: Float32Array, rows: number, cols: number, eps: number, rms: boolean): void;
+  /** Backward of normForward: writes gx; accumulates into gw and gb. */
+  normBackward(x: Float32Array, w: Float32Array, mean: Float32Array, rstd: Float32Array, gy: Float32Array, gx: Float32Array, gw: Float32Array, gb: Float32Array | null, rows: number, cols: number, rms: boolean): void;
+  /** Fused scaled-dot-product attention; writes out and the per-row log-sum-exp lse [B, H, T]. */
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, dims: AttentionDims): void;
+  /** Backward of attention (recomputes probabilities from lse); overwrites gq, gk, gv. */
+  attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, gOut: Float32Array, gq: Float32Array, gk: Float32Array, gv: Float32Array, dims: AttentionDims): void;
 }

@@ -59,6 +59,7 @@ const addon = loaded.addon;
 
 function adapt(a: Addon): Backend {
   return {
+    ...refBackend, // kernels the addon does not provide yet run in TypeScript
     name: 'native',
     unary: (op, x, out) => a.unary(UNARY[op], x, out),
     unaryBackward: (op, x, y, gy, gx) => a.unaryBackward(UNARY[op], x, y, gy, gx),

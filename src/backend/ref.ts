@@ -4,6 +4,7 @@
  */
 import type { Backend, BinaryOp, ReduceOp, UnaryOp } from './backend.js';
 import { gemmRef } from './gemm.js';
+import { attentionBackward, attentionForward, normBackward, normForward } from './ref-fused.js';
 import { coalesce, forEachRow } from './strided.js';
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -175,4 +176,6 @@ export const refBackend: Backend = {
   unary, unaryBackward, binary, where, reduce, copyStrided,
   matmul: gemmRef,
   softmax, softmaxBackward, gather, scatterAdd,
+  normForward, normBackward,
+  attention: attentionForward, attentionBackward,
 };

@@ -4,7 +4,7 @@
  */
 import { Rng } from '../util/rng.js';
 import {
-  add, concat, div, gather, logSoftmax, matmul, mul, narrow, neg, pow, reshape, softmax, sub, sum,
+  add, attentionFused, concat, norm, div, gather, logSoftmax, matmul, mul, narrow, neg, pow, reshape, softmax, sub, sum,
   where,
 } from '../tensor/ops.js';
 import { fmtShape, numel } from '../tensor/shape.js';
@@ -16,16 +16,26 @@ export function mean(x: Tensor, axes?: number | number[], keepdim = false): Tens
   return div(s, x.size / Math.max(1, s.size));
 }
 
-/** LayerNorm over the last axis: (x - μ)/√(σ² + eps)·w + b (biased variance, as PyTorch). */
+/** LayerNorm over the last axis: (x - μ)/√(σ² + eps)·w + b (biased variance, as PyTorch). Fused kernel. */
 export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor | null, eps: number): Tensor {
+  return norm(x, weight, bias, eps, false);
+}
+
+/** RMSNorm (LLaMA): x / √(mean(x²) + eps) · w. Fused kernel. */
+export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+  return norm(x, weight, null, eps, true);
+}
+
+/** LayerNorm composed from primitives: the reference the fused kernel is tested against. */
+export function layerNormReference(x: Tensor, weight: Tensor, bias: Tensor | null, eps: number): Tensor {
   const xc = sub(x, mean(x, -1, true)); // [..., C]
   const variance = mean(mul(xc, xc), -1, true); // [..., 1]
   const y = mul(mul(xc, pow(add(variance, eps), -0.5)), weight);
   return bias ? add(y, bias) : y;
 }
 
-/** RMSNorm (LLaMA): x / √(mean(x²) + eps) · w. */
-export function rmsNorm(x: Tensor, weight: Tensor, eps: number): Tensor {
+/** RMSNorm composed from primitives (reference for the fused kernel). */
+export function rmsNormReference(x: Tensor, weight: Tensor, eps: number): Tensor {
   const ms = mean(mul(x, x), -1, true); // [..., 1]
   return mul(mul(x, pow(add(ms, eps), -0.5)), weight);
 }
@@ -79,6 +89,11 @@ export function expand(x: Tensor, shape: number[]): Tensor {
  * position S − T + t, as with a KV cache) sees keys 0..S − T + t. Returns [B, H, T, D].
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, causal: boolean): Tensor {
+  return attentionFused(q, k, v, causal, 1 / Math.sqrt(q.shape[3]));
+}
+
+/** Attention composed from primitives (materialises the [B, H, T, S] scores): the fused kernel's reference. */
+export function attentionReference(q: Tensor, k: Tensor, v: Tensor, causal: boolean): Tensor {
   const [B, H, T, D] = q.shape;
   const [, Hkv, S] = k.shape;
   if (H % Hkv !== 0) throw new Error(`attention: ${H} query heads not a multiple of ${Hkv} kv heads`);

@@ -146,6 +146,25 @@ const vjp = {
   scatterAdd: (g, node) => [op.reshape(op.gather(g, node.params.ids), node.inputs[0].shape)],
   softmax: softmaxRule(false),
   logSoftmax: softmaxRule(true),
+  norm: (g, node) => {
+    const [x, w, b] = node.inputs;
+    const cols = x.shape[x.rank - 1];
+    const gx = new Float32Array(x.size), gw = new Float32Array(cols), gb = b ? new Float32Array(cols) : null;
+    const { mean, rstd } = node.params.saved;
+    getBackend().normBackward(x.data, w.data, mean, rstd, g.data, gx, gw, gb, x.size / cols, cols, node.params.rms);
+    const grads: Grads = [new Tensor(gx, x.shape), new Tensor(gw, w.shape)];
+    if (b && gb) grads.push(new Tensor(gb, b.shape));
+    return grads;
+  },
+  attention: (g, node, out) => {
+    const [q, k, v] = node.inputs;
+    const [B, H, T, D] = q.shape;
+    const [, Hkv, S] = k.shape;
+    const gq = new Float32Array(q.size), gk = new Float32Array(k.size), gv = new Float32Array(v.size);
+    getBackend().attentionBackward(q.data, k.data, v.data, out.data, node.params.saved.lse, g.data, gq, gk, gv,
+      { B, H, Hkv, T, S, D, causal: node.params.causal, scale: node.params.scale });
+    return [new Tensor(gq, q.shape), new Tensor(gk, k.shape), new Tensor(gv, v.shape)];
+  },
 } satisfies { [P in Primitive]: VjpRule<P> };
 
 function applyVjp<P extends Primitive>(node: Node<P>, g: Tensor, out: Tensor): Grads {

@@ -235,3 +235,34 @@ function softmaxOp(x: Tensor, log: boolean): Tensor {
 export const softmax = (x: Tensor): Tensor => softmaxOp(x, false);
 /** Log-softmax over the last axis (fused, max-subtracted). */
 export const logSoftmax = (x: Tensor): Tensor => softmaxOp(x, true);
+
+/**
+ * Fused LayerNorm (or RMSNorm when `rms`) over the last axis: (x − μ)/√(σ² + eps)·w + b, or
+ * x/√(mean(x²) + eps)·w. Reference compositions: layerNormReference / rmsNormReference (nn/functional).
+ */
+export function norm(x: Tensor, w: Tensor, b: Tensor | null, eps: number, rms: boolean): Tensor {
+  const cols = x.shape[x.rank - 1];
+  if (w.size !== cols || (b && b.size !== cols)) throw new Error(`norm: weight ${fmtShape(w.shape)} does not match ${fmtShape(x.shape)}`);
+  const rows = x.size / cols;
+  const out = new Float32Array(x.size);
+  const mean = new Float32Array(rows), rstd = new Float32Array(rows);
+  getBackend().normForward(x.data, w.data, b ? b.data : null, out, mean, rstd, rows, cols, eps, rms);
+  return record(new Tensor(out, x.shape), 'norm', b ? [x, w, b] : [x, w], { eps, rms, saved: { mean, rstd } });
+}
+
+/**
+ * Fused scaled-dot-product attention: q [B, H, T, D], k/v [B, Hkv, S, D] (H a multiple of Hkv; query
+ * head h reads kv head ⌊h·Hkv/H⌋); causal masks keys after S − T + t. Keeps no T×S matrix: the
+ * backward pass recomputes probabilities from the saved per-row log-sum-exp. → [B, H, T, D]
+ */
+export function attentionFused(q: Tensor, k: Tensor, v: Tensor, causal: boolean, scale: number): Tensor {
+  const [B, H, T, D] = q.shape;
+  const [kb, Hkv, S, kd] = k.shape;
+  if (q.rank !== 4 || k.rank !== 4 || !shapeEq(k.shape, v.shape) || kb !== B || kd !== D || H % Hkv !== 0 || (causal && S < T)) {
+    throw new Error(`attention: incompatible q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
+  }
+  const out = new Float32Array(q.size);
+  const lse = new Float32Array(B * H * T);
+  getBackend().attention(q.data, k.data, v.data, out, lse, { B, H, Hkv, T, S, D, causal, scale });
+  return record(new Tensor(out, q.shape), 'attention', [q, k, v], { causal, scale, saved: { lse } });
+}

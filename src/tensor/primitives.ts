@@ -38,6 +38,10 @@ export interface PrimParams {
   // fused
   softmax: NoParams;
   logSoftmax: NoParams;
+  /** inputs [x, w] or [x, w, b]: LayerNorm (RMSNorm when rms) over the last axis; saved: per-row stats */
+  norm: { eps: number; rms: boolean; saved: { mean: Float32Array; rstd: Float32Array } };
+  /** inputs [q, k, v]: fused scaled-dot-product attention (GQA, causal); saved: per-row log-sum-exp */
+  attention: { causal: boolean; scale: number; saved: { lse: Float32Array } };
 }
 
 export type Primitive = keyof PrimParams;

@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import * as F from '../../src/nn/functional.js';
 import * as op from '../../src/tensor/ops.js';
 import { logSoftmaxReference, softmaxReference } from '../../src/tensor/reference.js';
+import { backward } from '../../src/tensor/autodiff.js';
 import { setBackend, Tensor } from '../../src/tensor/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import { availableBackends } from '../helpers/backends.js';
@@ -63,6 +64,11 @@ const cases: Case[] = [
   { name: 'crossEntropy', f: (x) => F.crossEntropy(x, Int32Array.from([1, 4, -100, 0, 6, 2])), inputs: (r) => [randn([6, 7], r)] },
   { name: 'attention causal', f: (q, k, v) => F.attention(q, k, v, true), inputs: (r) => [randn([1, 2, 4, 3], r), randn([1, 2, 4, 3], r), randn([1, 2, 4, 3], r)] },
   { name: 'attention gqa kv-cache', f: (q, k, v) => F.attention(q, k, v, true), inputs: (r) => [randn([1, 4, 2, 3], r), randn([1, 2, 5, 3], r), randn([1, 2, 5, 3], r)] },
+  { name: 'layerNorm no bias', f: (x, w) => F.layerNorm(x, w, null, 1e-5), inputs: (r) => [randn([3, 8], r), randn([8], r)] },
+  { name: 'layerNormReference', f: (x, w, b) => F.layerNormReference(x, w, b, 1e-5), inputs: (r) => [randn([2, 3, 8], r), randn([8], r), randn([8], r)] },
+  { name: 'rmsNormReference', f: (x, w) => F.rmsNormReference(x, w, 1e-6), inputs: (r) => [randn([2, 3, 8], r), randn([8], r)] },
+  { name: 'attention non-causal', f: (q, k, v) => F.attention(q, k, v, false), inputs: (r) => [randn([2, 2, 3, 4], r), randn([2, 2, 5, 4], r), randn([2, 2, 5, 4], r)] },
+  { name: 'attentionReference gqa', f: (q, k, v) => F.attentionReference(q, k, v, true), inputs: (r) => [randn([1, 4, 3, 3], r), randn([1, 2, 3, 3], r), randn([1, 2, 3, 3], r)] },
   { name: 'rope', f: (x) => { const { cos, sin } = F.ropeTables(5, 8, 10000, 2); return F.rope(x, cos, sin); }, inputs: (r) => [randn([1, 2, 5, 8], r)] },
 ];
 
@@ -86,5 +92,28 @@ test('reference compositions agree with fused softmax / log-softmax', () => {
   const x = randn([4, 11], new Rng(3), 3, false);
   for (const [fused, ref] of [[op.softmax(x), softmaxReference(x)], [op.logSoftmax(x), logSoftmaxReference(x)]]) {
     for (let i = 0; i < x.size; i++) assert.ok(Math.abs(fused.data[i] - ref.data[i]) < 1e-6);
+  }
+});
+
+test('fused norm and attention equal their reference compositions (values and gradients)', () => {
+  const rng = new Rng(11);
+  const pairs: [string, (...xs: Tensor[]) => Tensor, (...xs: Tensor[]) => Tensor, Tensor[]][] = [
+    ['layerNorm', (x, w, b) => F.layerNorm(x, w, b, 1e-5), (x, w, b) => F.layerNormReference(x, w, b, 1e-5), [randn([5, 16], rng, 3), randn([16], rng), randn([16], rng)]],
+    ['rmsNorm', (x, w) => F.rmsNorm(x, w, 1e-6), (x, w) => F.rmsNormReference(x, w, 1e-6), [randn([5, 16], rng, 3), randn([16], rng)]],
+    ['attention gqa causal kv-cache', (q, k, v) => F.attention(q, k, v, true), (q, k, v) => F.attentionReference(q, k, v, true),
+      [randn([2, 6, 3, 8], rng), randn([2, 2, 7, 8], rng), randn([2, 2, 7, 8], rng)]],
+  ];
+  for (const [name, fused, ref, xs] of pairs) {
+    const g = randn(fused(...xs).shape, rng, 1, false);
+    const run = (f: (...xs: Tensor[]) => Tensor) => {
+      const ins = xs.map((x) => new Tensor(x.data.slice(), x.shape, true));
+      const out = f(...ins);
+      backward(out, g);
+      return [out.data, ...ins.map((t) => t.grad!.data)];
+    };
+    const a = run(fused), b = run(ref);
+    a.forEach((arr, i) => {
+      for (let j = 0; j < arr.length; j++) assert.ok(Math.abs(arr[j] - b[i][j]) <= 1e-5 + 1e-4 * Math.abs(b[i][j]), `${name} [${i}][${j}]: ${arr[j]} vs ${b[i][j]}`);
+    });
   }
 });
