@@ -22,6 +22,9 @@
  * 1). TAIL_FLOOR = 1e-6 (DistillKit's eps) keeps r_T > 0 when the top-k mass rounds to 1, so the
  * reverse-KL tail term stays finite. When k = V (the ids cover the vocabulary) there is no tail: the
  * bucket is dropped and both modes equal the dense objective.
+ * At τ ≠ 1 the tempered tail r_T^(1/τ) is an approximation (the true Σ_{v∉K} p_v^(1/τ) is unknown),
+ * so in 'tail' mode a student identical to the teacher still has a small loss at τ ≠ 1; at τ = 1 it
+ * has none.
  */
 import { UserError } from '../errors.js';
 import type { SparseMode, SparseTeacher } from './types.js';
