@@ -1,9 +1,10 @@
 /**
  * Reference implementations of the fused kernels: LayerNorm/RMSNorm forward+backward and causal
- * attention (flash-style: per query row, with the row's log-sum-exp saved instead of the T×S matrix;
- * backward recomputes probabilities). Float64 accumulation inside rows.
+ * attention (flash-style: only the per-row log-sum-exp is kept for backward, which recomputes the
+ * probabilities). Float64 accumulation inside norm rows.
  */
 import type { AttentionDims } from './backend.js';
+import { gemmRef } from './gemm.js';
 
 export function normForward(
   x: Float32Array, w: Float32Array, b: Float32Array | null, out: Float32Array,
@@ -59,41 +60,56 @@ export function normBackward(
 /** Keys visible to query t: 0..last(t). */
 const lastKey = (d: AttentionDims, t: number): number => (d.causal ? d.S - d.T + t : d.S - 1);
 
-export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, d: AttentionDims): void {
-  const { B, H, Hkv, T, S, D, scale } = d;
-  const rep = H / Hkv;
-  const p = new Float64Array(S);
-  const acc = new Float64Array(D);
-  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
-    const kvh = Math.floor(h / rep);
-    const qBase = ((b * H + h) * T) * D, kBase = ((b * Hkv + kvh) * S) * D;
-    for (let t = 0; t < T; t++) {
-      const qo = qBase + t * D, last = lastKey(d, t);
-      let m = -Infinity;
-      for (let s = 0; s <= last; s++) {
-        const ko = kBase + s * D;
-        let dot = 0;
-        for (let i = 0; i < D; i++) dot += q[qo + i] * k[ko + i];
-        p[s] = dot * scale;
-        if (p[s] > m) m = p[s];
-      }
+let scratchA: Float32Array = new Float32Array(0);
+let scratchB: Float32Array = new Float32Array(0);
+function scratch(n: number): [Float32Array, Float32Array] {
+  if (scratchA.length < n) { scratchA = new Float32Array(n); scratchB = new Float32Array(n); }
+  return [scratchA.subarray(0, n), scratchB.subarray(0, n)];
+}
+const mm = (a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean, accumulate: boolean): void =>
+  gemmRef(a, b, c, { batch: 1, m, n, k, transA, transB, aBatchStride: 0, bBatchStride: 0, accumulate });
+
+/** P = softmax(scale·q·kᵀ + mask) for one head into p [T, S] (masked entries 0), using lse when given. */
+function headProbs(q: Float32Array, k: Float32Array, p: Float32Array, d: AttentionDims, lse: Float32Array | null, lseOut: Float32Array | null): void {
+  const { T, S, D, scale } = d;
+  mm(q, k, p, T, S, D, false, true, false); // [T, S]
+  for (let t = 0; t < T; t++) {
+    const o = t * S, last = lastKey(d, t);
+    let m = -Infinity;
+    for (let s = 0; s <= last; s++) { p[o + s] *= scale; if (p[o + s] > m) m = p[o + s]; }
+    let L: number;
+    if (lse) L = lse[t];
+    else {
       let l = 0;
-      acc.fill(0);
-      for (let s = 0; s <= last; s++) {
-        const e = Math.exp(p[s] - m);
-        l += e;
-        const vo = kBase + s * D;
-        for (let i = 0; i < D; i++) acc[i] += e * v[vo + i];
-      }
-      for (let i = 0; i < D; i++) out[qo + i] = acc[i] / l;
-      lse[(b * H + h) * T + t] = m + Math.log(l);
+      for (let s = 0; s <= last; s++) l += Math.exp(p[o + s] - m);
+      L = m + Math.log(l);
+      if (lseOut) lseOut[t] = L;
     }
+    for (let s = 0; s <= last; s++) p[o + s] = Math.exp(p[o + s] - L);
+    for (let s = last + 1; s < S; s++) p[o + s] = 0;
   }
 }
 
 /**
- * dV_s += P_s·dO; dP_s = dO·v_s; dS_s = P_s(dP_s − Σ P·dP); dQ = scale·Σ dS_s k_s; dK_s += scale·dS_s q.
- * gq is overwritten; gk and gv are overwritten (several query heads may share a kv head).
+ * Per (batch, head): P = softmax(q·kᵀ·scale) in a reused scratch buffer (only one head's [T, S] exists at
+ * a time; nothing is kept for backward but the row log-sum-exp), out = P·v. The GEMMs make this as fast
+ * as the unfused composition without its memory.
+ */
+export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, d: AttentionDims): void {
+  const { B, H, Hkv, T, S, D } = d;
+  const rep = H / Hkv;
+  const [p] = scratch(T * S);
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
+    const kvh = Math.floor(h / rep);
+    const qo = (b * H + h) * T * D, ko = (b * Hkv + kvh) * S * D, lo = (b * H + h) * T;
+    headProbs(q.subarray(qo, qo + T * D), k.subarray(ko, ko + S * D), p, d, null, lse.subarray(lo, lo + T));
+    mm(p, v.subarray(ko, ko + S * D), out.subarray(qo, qo + T * D), T, D, S, false, false, false);
+  }
+}
+
+/**
+ * Recomputes P from lse, then dV += Pᵀ·dO; dP = dO·vᵀ; dS = P∘(dP − rowsum(dO∘O))·scale;
+ * dQ = dS·k; dK += dSᵀ·q. gq, gk, gv are overwritten (query heads sharing a kv head accumulate).
  */
 export function attentionBackward(
   q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, gOut: Float32Array,
@@ -103,29 +119,22 @@ export function attentionBackward(
   const rep = H / Hkv;
   gk.fill(0);
   gv.fill(0);
-  const P = new Float64Array(S);
-  const gqAcc = new Float64Array(D);
+  const [p, dp] = scratch(T * S);
   for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
     const kvh = Math.floor(h / rep);
-    const qBase = ((b * H + h) * T) * D, kBase = ((b * Hkv + kvh) * S) * D;
+    const qo = (b * H + h) * T * D, ko = (b * Hkv + kvh) * S * D, lo = (b * H + h) * T;
+    const qh = q.subarray(qo, qo + T * D), kh = k.subarray(ko, ko + S * D), vh = v.subarray(ko, ko + S * D);
+    const go = gOut.subarray(qo, qo + T * D), oh = out.subarray(qo, qo + T * D);
+    headProbs(qh, kh, p, d, lse.subarray(lo, lo + T), null);
+    mm(p, go, gv.subarray(ko, ko + S * D), S, D, T, true, false, true); // dV += Pᵀ·dO
+    mm(go, vh, dp, T, S, D, false, true, false); // dP = dO·vᵀ
     for (let t = 0; t < T; t++) {
-      const qo = qBase + t * D, last = lastKey(d, t), L = lse[(b * H + h) * T + t];
-      let Dsum = 0;
-      for (let i = 0; i < D; i++) Dsum += gOut[qo + i] * out[qo + i];
-      gqAcc.fill(0);
-      for (let s = 0; s <= last; s++) {
-        const ko = kBase + s * D;
-        let dot = 0, dp = 0;
-        for (let i = 0; i < D; i++) { dot += q[qo + i] * k[ko + i]; dp += gOut[qo + i] * v[ko + i]; }
-        P[s] = Math.exp(dot * scale - L);
-        const ds = P[s] * (dp - Dsum) * scale;
-        for (let i = 0; i < D; i++) {
-          gqAcc[i] += ds * k[ko + i];
-          gk[ko + i] += ds * q[qo + i];
-          gv[ko + i] += P[s] * gOut[qo + i];
-        }
-      }
-      for (let i = 0; i < D; i++) gq[qo + i] = gqAcc[i];
+      let rowDot = 0;
+      for (let i = 0; i < D; i++) rowDot += go[t * D + i] * oh[t * D + i];
+      const o = t * S;
+      for (let s = 0; s < S; s++) dp[o + s] = p[o + s] * (dp[o + s] - rowDot) * scale; // dS
     }
+    mm(dp, kh, gq.subarray(qo, qo + T * D), T, D, S, false, false, false); // dQ = dS·k
+    mm(dp, qh, gk.subarray(ko, ko + S * D), S, D, T, true, false, true); // dK += dSᵀ·q
   }
 }
