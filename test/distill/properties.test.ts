@@ -391,6 +391,17 @@ describe('sparse teachers: treatments of the missing mass', () => {
 });
 
 describe('-inf logits (masked vocabulary)', () => {
+  test('ce: a -inf logit 0 with an ignored position gives no NaN', () => {
+    const inp = makeInputs(96);
+    const zS = inp.student.data.slice();
+    zS[0] = -Infinity; // ignored rows gather flat index 0 in crossEntropyPerToken
+    const labels = inp.labels!.slice();
+    labels[0] = 1;
+    labels[2] = -100;
+    const r = composite(bindObjective('ce'), { student: new Tensor(zS, [N, V]), labels }, tokenMask(N, { labels }));
+    assert.ok(Number.isFinite(r.loss) && r.grad.every(Number.isFinite));
+    assert.equal(r.per[2], 0);
+  });
   test('a token masked in both models is dropped: same loss as without it, zero gradient there', () => {
     const inp = makeInputs(95);
     const zS = inp.student.data.slice(), zT = (inp.teacher as Tensor).data.slice();

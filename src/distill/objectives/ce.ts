@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { UserError } from '../../errors.js';
 import { crossEntropyPerToken } from '../../nn/functional.js';
-import { reshape } from '../../tensor/ops.js';
+import { reshape, where } from '../../tensor/ops.js';
 import { IGNORE_INDEX } from '../types.js';
 import { logSumExp } from './categorical.js';
 import { defineObjective } from './define.js';
@@ -31,7 +31,9 @@ export const crossEntropy = defineObjective({
     for (let i = 0; i < N; i++) {
       if (y[i] !== IGNORE_INDEX && !(y[i] >= 0 && y[i] < V)) throw new UserError(`labels[${i}] = ${y[i]} is outside the vocabulary [0, ${V}) and is not -100`, 2);
     }
-    return crossEntropyPerToken(reshape(student, [N, V]), y, IGNORE_INDEX).losses; // [N]
+    const { losses, mask } = crossEntropyPerToken(reshape(student, [N, V]), y, IGNORE_INDEX);
+    // select, not multiply: an ignored row whose logit 0 is -inf would otherwise give 0·inf = NaN
+    return where(mask, losses, 0); // [N]
   },
   rowLossGrad(zS, { label }, _o, gradOut) {
     if (label === undefined) throw new UserError("objective 'ce' needs labels (gold next tokens, -100 to ignore)", 2);
