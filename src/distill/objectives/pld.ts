@@ -19,7 +19,7 @@ import { z } from 'zod';
 import { UserError } from '../../errors.js';
 import { add, exp, gather, log, mul, reshape, sub, sum, where } from '../../tensor/ops.js';
 import { Tensor } from '../../tensor/tensor.js';
-import { isSparseTeacher } from '../sparse.js';
+import { teacherRowAt } from '../rows.js';
 import { IGNORE_INDEX, type TeacherRow } from '../types.js';
 import { logAddExp, logSumExp } from './categorical.js';
 import { defineObjective, requireTeacher, requireTeacherRow } from './define.js';
@@ -59,14 +59,6 @@ export function pldRanking(
   return { items, weights };
 }
 
-function teacherRowOf(teacher: Tensor | { ids: Int32Array; logprobs: Float32Array; k: number }, n: number, V: number): TeacherRow {
-  if (isSparseTeacher(teacher)) {
-    const { k } = teacher;
-    return { kind: 'sparse', ids: teacher.ids.subarray(n * k, n * k + k), logprobs: teacher.logprobs.subarray(n * k, n * k + k) };
-  }
-  return { kind: 'dense', logits: teacher.data.subarray(n * V, n * V + V) };
-}
-
 const self = { name: 'pld', sparseUnsupported: () => null };
 
 export const plackettLuce = defineObjective({
@@ -85,7 +77,7 @@ export const plackettLuce = defineObjective({
     const V = student.shape[student.rank - 1];
     const N = student.size / V;
     if (o.gold_first && !labels) throw new UserError("objective 'pld' with gold_first needs labels (or set gold_first: false)", 2);
-    const ranks = Array.from({ length: N }, (_, n) => pldRanking(student.data, n * V, V, teacherRowOf(teacher, n, V), labels?.[n], o.k, o.gold_first));
+    const ranks = Array.from({ length: N }, (_, n) => pldRanking(student.data, n * V, V, teacherRowAt(teacher, n, V), labels?.[n], o.k, o.gold_first));
     const K = Math.max(1, ...ranks.map((r) => r.items.length));
     const flat = new Int32Array(N * K), valid = new Float32Array(N * K), W = new Float32Array(N * K);
     ranks.forEach((r, n) => r.items.forEach((id, j) => {
