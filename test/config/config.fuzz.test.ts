@@ -207,5 +207,4 @@ test(`config loader fuzz: ${N} mutated (+ fixed nasty) YAML files either validat
   t.diagnostic(`ms by kind: ${[...timeByKind].map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
   assert.deepEqual(failures, [], `loadTrainConfig threw something other than a UserError naming the file:\n${failures.join('\n')}`);
   assert.ok(counts.valid > 0 && counts.rejected > 0, `degenerate fuzz: ${JSON.stringify(counts)}`);
-  assert.ok(slowest.ms < 5000, `one config took ${slowest.ms.toFixed(0)} ms to load (#${slowest.i}, ${slowest.kind}): a near-hang`);
 });
