@@ -10,6 +10,8 @@ export PYTHONHASHSEED=0 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELI
 "$PY" tools/golden/ops.py
 "$PY" tools/golden/hf_models.py
 "$PY" tools/golden/gpt_train.py   # reads test/fixtures/hf/gpt2-tiny written by hf_models.py
+"$PY" tools/golden/objectives.py  # distillation objectives: loss + grad w.r.t. student logits
+"$PY" tools/golden/safetensors_fixture.py
 for d in test/fixtures/hf/gpt2-tiny test/fixtures/hf/llama-tiny test/fixtures/hf/llama-tiny-tied; do
   printf '%s: ' "$d"
   "$PY" tools/golden/hf_check_roundtrip.py "$d"
