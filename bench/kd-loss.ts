@@ -1,0 +1,51 @@
+/**
+ * The bench's distillation objective, kept local so the bench does not depend on src/distill while that
+ * module is being written. `kdLoss` has the Trainer's `LossFn` contract (sum of per-token losses), so
+ * swapping in the library objective later is a one-line change in cases.ts.
+ *
+ * Per token:  (1 − α)·CE(y, softmax(z_S)) + α·τ²·KL(p ‖ q),   p = softmax(z_T/τ) (teacher, no grad),
+ * q = softmax(z_S/τ) (Hinton: hard-label CE at temperature 1).
+ * bench/peer_kd.py computes exactly the same composition (one log-softmax of the student shared by both
+ * terms, teacher under no-grad), so both sides do the same work.
+ */
+import type { CausalLM } from '../src/models/base.js';
+import { add, exp, gather, logSoftmax, mul, neg, reshape, sub, sum } from '../src/tensor/ops.js';
+import { noGrad, type Tensor } from '../src/tensor/tensor.js';
+import type { LossFn } from '../src/train/trainer.js';
+
+export interface KdWeights {
+  /** weight of the KL term; 1 − alpha goes to cross-entropy */
+  alpha: number;
+  /** softmax temperature of both distributions */
+  tau: number;
+}
+
+/**
+ * Per-token KD losses [N] from student logits zs [N, V] (with grad), teacher logits zt [N, V] (no grad)
+ * and targets [N] (all counted: the bench's random tokens have no ignored positions).
+ */
+export function kdTokenLosses(zs: Tensor, zt: Tensor, targets: Int32Array, w: KdWeights): Tensor {
+  const [N, V] = zs.shape;
+  const logq = logSoftmax(zs); // [N, V]
+  // the KL compares the softened distributions; at τ = 1 (the bench cases) they are logq itself
+  const logqTau = w.tau === 1 ? logq : logSoftmax(mul(zs, 1 / w.tau));
+  const { logp, p } = noGrad(() => {
+    const lp = logSoftmax(w.tau === 1 ? zt : mul(zt, 1 / w.tau)); // [N, V]
+    return { logp: lp, p: exp(lp) };
+  });
+  const kl = sum(mul(p, sub(logp, logqTau)), -1); // [N]
+  const flat = Int32Array.from(targets, (t, i) => i * V + t);
+  const ce = neg(reshape(gather(reshape(logq, [N * V, 1]), flat), [N])); // [N], hard labels at τ = 1
+  return add(mul(ce, 1 - w.alpha), mul(kl, w.alpha * w.tau * w.tau)); // [N]
+}
+
+/** A Trainer loss: teacher forward under noGrad, student forward, summed per-token KD losses. */
+export function kdLoss(teacher: CausalLM, w: KdWeights): LossFn {
+  return (student, batch) => {
+    const { batchSize: B, seqLen: T } = batch;
+    const V = student.vocabSize;
+    const zt = noGrad(() => reshape(teacher.forward(batch.input, B, T).logits, [B * T, V])); // [N, V]
+    const zs = reshape(student.forward(batch.input, B, T).logits, [B * T, V]); // [N, V]
+    return { sum: sum(kdTokenLosses(zs, zt, batch.target, w)) };
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * The bench output: one JSON object per case (ours, every peer setting, the best peer, ratios) and the
+ * human table printed after them unless --json.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import type { CaseSpec } from './cases.js';
+import type { ChildResult } from './proc.js';
+import type { PeerConfig } from './peers.js';
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  /** SIMD the CPU reports (from /proc/cpuinfo flags) */
+  simd: string[];
+  node: string;
+  date: string;
+}
+
+export function machineInfo(): Machine {
+  let flags: string[] = [];
+  try {
+    const m = /^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+    flags = m ? m[1].trim().split(/\s+/) : [];
+  } catch { /* not Linux: leave empty */ }
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.availableParallelism(),
+    simd: ['avx512f', 'avx512bw', 'avx512_bf16', 'avx2', 'fma'].filter((f) => flags.includes(f)),
+    node: process.version,
+    date: new Date().toISOString(),
+  };
+}
+
+type Rec = Record<string, unknown>;
+
+export interface PeerOutcome {
+  cfg: PeerConfig;
+  unset: Record<string, string>;
+  result: ChildResult;
+}
+
+/** The peer entry of the JSON line: its settings, then its record (or its error). */
+function peerEntry(p: PeerOutcome): Rec {
+  const head = {
+    label: p.cfg.label,
+    interpreter: p.cfg.py.name,
+    torch_threads: p.cfg.torchThreads,
+    ...(p.cfg.openblasThreads !== undefined ? { openblas_threads: p.cfg.openblasThreads } : {}),
+    malloc_tunables: p.cfg.mallocTunables,
+    // the OpenBLAS overrides this peer removed from its own environment (empty: none were set)
+    unset_env: p.unset,
+    load_1m: p.result.load,
+  };
+  return p.result.ok ? { ...head, ok: true, ...p.result.record } : { ...head, ok: false, error: p.result.error };
+}
+
+const num = (r: Rec | null, k: string): number | undefined => (r && typeof r[k] === 'number' ? (r[k] as number) : undefined);
+
+/** Assembles the case's JSON line; the best peer is the one with the lowest median ms/step. */
+export function caseLine(spec: CaseSpec, machine: Machine, ours: ChildResult, peers: PeerOutcome[], notes: string[]): Rec {
+  const entries = peers.map(peerEntry);
+  const okPeers = entries.filter((e) => e.ok === true);
+  const best = okPeers.reduce<Rec | null>((b, e) => (b && (num(b, 'ms_per_step') ?? Infinity) <= (num(e, 'ms_per_step') ?? Infinity) ? b : e), null);
+  const oursRec: Rec = ours.ok ? { ...ours.record, load_1m: ours.load } : { ok: false, error: ours.error, load_1m: ours.load };
+  const rate = spec.kind === 'kd' ? 'tokens_per_s' : 'gflops';
+  const ratio = (k: string): number | null => {
+    const a = num(oursRec, k), b = num(best, k);
+    return a !== undefined && b !== undefined && b !== 0 ? a / b : null;
+  };
+  const busy = [ours.load, ...peers.map((p) => p.result.load)].some((l) => Math.max(l.before, l.after) > machine.cores + 0.5);
+  const allNotes = [...notes];
+  if (busy) allNotes.push(`machine busy: 1-minute load average above ${machine.cores} cores during this case; timings are contended`);
+  return {
+    case: spec.name,
+    kind: spec.kind,
+    spec,
+    machine,
+    ours: oursRec,
+    peer: best ? { label: best.label, [rate]: best[rate], ms_per_step: best.ms_per_step, peak_rss_mb: best.peak_rss_mb } : null,
+    ratios: best ? { [rate]: ratio(rate), ms_per_step: ratio('ms_per_step'), peak_rss_mb: ratio('peak_rss_mb') } : null,
+    peers: entries,
+    notes: allNotes,
+  };
+}
+
+const fmt = (v: unknown, digits = 1): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-');
+
+/** A fixed-width table of every side of every case, with the ratio to the best peer. */
+export function formatTable(lines: Rec[]): string {
+  const rows: string[][] = [['case', 'side', 'ms/step', 'tok/s', 'GFLOP/s', 'peak RSS MB', 'faults/step', 'load']];
+  for (const line of lines) {
+    const ours = line.ours as Rec;
+    const sideRow = (name: string, r: Rec): string[] => {
+      const load = r.load_1m as { before: number; after: number } | undefined;
+      if (r.ok === false) return [String(line.case), name, `error: ${String(r.error).slice(0, 80)}`, '', '', '', '', ''];
+      return [String(line.case), name, fmt(r.ms_per_step, 2), fmt(r.tokens_per_s, 0), fmt(r.gflops, 1), fmt(r.peak_rss_mb, 0),
+        fmt(r.minflt_per_step, 0), load ? `${fmt(load.before)}→${fmt(load.after)}` : ''];
+    };
+    rows.push(sideRow(`ours (${String(ours.backend ?? '?')})`, ours));
+    const best = line.peer as Rec | null;
+    for (const p of line.peers as Rec[]) rows.push(sideRow(`${best && p.label === best.label ? '* ' : '  '}${String(p.label)}`, p));
+    const ratios = line.ratios as Rec | null;
+    if (ratios) {
+      const rate = line.kind === 'kd' ? 'tokens_per_s' : 'gflops';
+      rows.push([String(line.case), `ours / best peer: speed ×${fmt(ratios[rate], 3)}, peak RSS ×${fmt(ratios.peak_rss_mb, 2)}`, '', '', '', '', '', '']);
+    }
+    for (const n of line.notes as string[]) rows.push([String(line.case), `note: ${n}`, '', '', '', '', '', '']);
+  }
+  // long cells (labels, notes) in the side column set its width only up to a cap; the rest overflow
+  const widths = rows[0].map((_, c) => Math.min(c === 1 ? 70 : 24, Math.max(...rows.map((r) => (r[c].length > 90 ? 0 : r[c].length)))));
+  return rows.map((r) => r.map((cell, c) => (c >= 2 ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n') + '\n';
+}
