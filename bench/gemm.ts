@@ -5,7 +5,9 @@
  *   node --import tsx bench/gemm.ts [--backend native|ref|both] [--threads N] [--isa avx512|avx2|scalar] [--seconds S]
  *
  * GFLOP/s counts 2·m·n·k per GEMM; `best` is the fastest repetition (least disturbed by other load on
- * the machine), `median` the typical one. Each backend gets one untimed warm-up call first.
+ * the machine), `median` the typical one. `core_gflops` divides the flops by the CPU time the process
+ * used (all threads), i.e. the rate per busy core: on a shared machine it separates the kernel's
+ * speed from time lost to other processes. Each backend gets one untimed warm-up call first.
  */
 import type { Backend, MatmulArgs } from '../src/backend/backend.js';
 import { nativeBackend, nativeInfo, setNativeIsa, setNativeThreads, type NativeIsa } from '../src/backend/native.js';
@@ -47,12 +49,15 @@ for (const [m, n, k] of shapes) {
       for (const be of backends) {
         be.matmul(a, b, c, args); // warm-up: packing buffers, pool threads, JIT
         const times: number[] = [];
+        const cpu0 = process.cpuUsage();
         const start = performance.now();
         do {
           const t0 = performance.now();
           be.matmul(a, b, c, args);
           times.push(performance.now() - t0);
         } while (performance.now() - start < seconds * 1000 || times.length < 3);
+        const cpu = process.cpuUsage(cpu0);
+        const cpuMs = (cpu.user + cpu.system) / 1000;
         times.sort((x, y) => x - y);
         const gf = (ms: number): number => Number(((2 * m * n * k) / (ms * 1e6)).toFixed(1));
         const info = nativeInfo();
@@ -60,7 +65,7 @@ for (const [m, n, k] of shapes) {
           bench: 'gemm', m, n, k, transA, transB, backend: be.name,
           ...(be.name === 'native' ? { isa: info.isa, threads: info.threads } : { threads: 1 }),
           reps: times.length, best_gflops: gf(times[0]), median_gflops: gf(times[times.length >> 1]),
-          best_ms: Number(times[0].toFixed(3)),
+          core_gflops: gf(cpuMs / times.length), best_ms: Number(times[0].toFixed(3)),
         }));
       }
     }
