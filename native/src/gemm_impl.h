@@ -78,27 +78,31 @@ void edge_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t
 /** Packs rows [i0, i0+mc) × k-range [p0, p0+kc) of op(A) into MR-high panels (zero-padded). */
 void pack_a(const float* a, bool trans, int64_t m, int64_t k, int64_t i0, int64_t mc, int64_t p0,
             int64_t kc, float* __restrict dst) {
-  for (int64_t ir = 0; ir < mc; ir += MR) {
+  if (trans) {
+    // A stored [k, m]: row p of the block is contiguous; walk it once, dealing MR-runs to the panels
+    // (reading along rows keeps the hardware prefetcher on a single stream per k step)
+    const int64_t full = mc / MR * MR;
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* s = a + (p0 + p) * m + i0;
+      float* d = dst + p * MR;
+      int64_t ir = 0;
+      for (; ir < full; ir += MR, d += MR * kc)
+#pragma GCC unroll 32
+        for (int r = 0; r < MR; ++r) d[r] = s[ir + r];
+      if (ir < mc)
+        for (int r = 0; r < MR; ++r) d[r] = ir + r < mc ? s[ir + r] : 0.0f;
+    }
+    return;
+  }
+  for (int64_t ir = 0; ir < mc; ir += MR) {  // A stored [m, k]: read each row contiguously, scatter
     const int64_t rows = min_of<int64_t>(MR, mc - ir);
     float* d = dst + ir * kc;
-    if (trans) {  // A stored [k, m]: each k step is a contiguous run of rows
-      const float* s = a + p0 * m + i0 + ir;
-      if (rows == MR) {
-        for (int64_t p = 0; p < kc; ++p, s += m, d += MR)
-#pragma GCC unroll 32
-          for (int r = 0; r < MR; ++r) d[r] = s[r];
+    for (int r = 0; r < MR; ++r) {
+      if (r < rows) {
+        const float* s = a + (i0 + ir + r) * k + p0;
+        for (int64_t p = 0; p < kc; ++p) d[p * MR + r] = s[p];
       } else {
-        for (int64_t p = 0; p < kc; ++p, s += m, d += MR)
-          for (int r = 0; r < MR; ++r) d[r] = r < rows ? s[r] : 0.0f;
-      }
-    } else {  // A stored [m, k]: read each row contiguously, scatter into the panel
-      for (int r = 0; r < MR; ++r) {
-        if (r < rows) {
-          const float* s = a + (i0 + ir + r) * k + p0;
-          for (int64_t p = 0; p < kc; ++p) d[p * MR + r] = s[p];
-        } else {
-          for (int64_t p = 0; p < kc; ++p) d[p * MR + r] = 0.0f;
-        }
+        for (int64_t p = 0; p < kc; ++p) d[p * MR + r] = 0.0f;
       }
     }
   }
