@@ -9,7 +9,7 @@ import { registerDemo } from './demo.js';
 import { registerEval } from './eval.js';
 import { registerGenerate } from './generate.js';
 import { registerTokenizer } from './tokenizer.js';
-import { registerTrain } from './train.js';
+import { registerDistill, registerTrain } from './train.js';
 import { VERSION } from './version.js';
 
 export function buildProgram(): Command {
@@ -19,6 +19,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerTrain(program);
+  registerDistill(program);
   registerGenerate(program);
   registerEval(program);
   registerTokenizer(program);

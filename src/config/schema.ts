@@ -13,6 +13,11 @@ export const corpusSourceSchema = z.union([
   z.strictObject({ text: z.string().min(1).describe('a plain UTF-8 text file') }),
   z.strictObject({ dir: z.string().min(1).describe('a directory of .txt/.md files, read recursively') }),
   z.strictObject({ jsonl: z.string().min(1).describe('a JSON-lines file'), field: z.string().default('text').describe('the string field holding the text') }),
+  z.strictObject({
+    pairs: z.string().min(1).describe('a JSON-lines file of prompt/response examples (only responses are trained on)'),
+    prompt_field: z.string().min(1).default('prompt'),
+    response_field: z.string().min(1).default('response'),
+  }),
 ]);
 export type CorpusSourceConfig = z.output<typeof corpusSourceSchema>;
 
@@ -83,6 +88,46 @@ export const sampleSchema = z.strictObject({
   top_p: z.number().gt(0).max(1).default(1),
 });
 
+/** Where the teacher comes from (one interface behind all of them, see src/teachers/). */
+export const teacherSpecSchema = z.union([
+  z.strictObject({ model: z.string().min(1).describe('a Hugging Face model folder, run in-process (frozen, no grad)') }),
+  z.strictObject({ onnx: z.string().min(1).describe('an ONNX causal LM (input_ids → logits), via onnxruntime-node') }),
+  z.strictObject({
+    url: z.string().url().describe('an OpenAI-compatible server (vLLM, llama.cpp, Ollama, lmdistill serve), e.g. http://127.0.0.1:8000/v1'),
+    model: z.string().optional().describe('model name on the server'),
+    api_key_env: z.string().optional().describe('environment variable holding the API key'),
+    cache_dir: z.string().optional().describe('on-disk request cache (default: <out_dir>/teacher-requests)'),
+    concurrency: posInt.max(256).default(4),
+  }),
+  z.strictObject({ cache: z.string().min(1).describe('a top-k cache written by `lmdistill teacher-cache`') }),
+]);
+export type TeacherSpec = z.output<typeof teacherSpecSchema>;
+
+/** Data regimes (methods.md §2b), switched by `kind`. */
+export const regimeSchema = z.strictObject({
+  kind: z.enum(['offline', 'sequence', 'on_policy', 'mixed', 'replay']).default('offline')
+    .describe('offline: dataset scored by the teacher · sequence: teacher-generated targets · on_policy: student samples, teacher scores (GKD λ=1) · mixed: student samples with probability lambda (GKD) · replay: DistiLLM adaptive off-policy replay'),
+  lambda: z.number().min(0).max(1).default(0.5).describe('mixed: probability of a student-generated batch'),
+  prompt_len: posInt.default(16).describe('raw-text data: tokens of each sequence used as the prompt'),
+  max_new_tokens: posInt.optional().describe('tokens to generate (default: fill the sequence)'),
+  temperature: z.number().min(0).default(1).describe('sampling temperature of generated responses (0 = greedy)'),
+  top_k: z.number().int().min(0).default(0),
+  capacity: posInt.default(1000).describe('replay: buffer size in sequences'),
+  replay_ratio: z.enum(['decreasing', 'constant', 'increasing']).default('decreasing'),
+  init_threshold: z.number().min(0).max(1).default(0),
+  loss_eps: z.number().min(0).default(0.1).describe('replay: raise p_gen when validation CE rises by this much'),
+});
+export type RegimeConfig = z.output<typeof regimeSchema>;
+
+export const distillSchema = z.strictObject({
+  teacher: teacherSpecSchema,
+  /** a mixture of objectives; validated by Mixture.parse (src/distill/mixture.ts) */
+  loss: z.unknown().default([{ objective: 'fkl' }]),
+  top_k: z.number().int().min(0).default(0).describe('0 = full distributions when the teacher can give them; k > 0 = sparse top-k teacher'),
+  regime: regimeSchema.default(regimeSchema.parse({})),
+});
+export type DistillConfig = z.output<typeof distillSchema>;
+
 export const trainConfigSchema = z.strictObject({
   out_dir: z.string().min(1).default('runs/train'),
   data: dataSchema.default(dataSchema.parse({})),
@@ -90,5 +135,7 @@ export const trainConfigSchema = z.strictObject({
   model: modelSectionSchema,
   train: trainSchema.default(trainSchema.parse({})),
   sample: sampleSchema.default(sampleSchema.parse({})),
+  /** present = a distillation run (`lmdistill distill`); absent = plain language-model training */
+  distill: distillSchema.optional(),
 });
 export type TrainConfig = z.output<typeof trainConfigSchema>;

@@ -123,10 +123,24 @@ function isFile(p: string): boolean {
 
 /** Reads JSONL line by line in 1 MiB chunks (no whole-file string, so files over 512 MB work). */
 function readJsonl(p: string, field: string): string[] {
-  if (typeof field !== 'string' || field === '') throw new UserError(`JSONL source ${p} needs a non-empty "field" naming the text field`, 2);
+  return readJsonlFields(p, [field]).map((r) => r[0]);
+}
+
+/**
+ * Prompt/response pairs from a JSONL file (one object per line with two string fields), in file order.
+ * Errors name file:line and the field, like the text JSONL source.
+ */
+export function loadPairs(p: string, promptField: string, responseField: string): { prompt: string; response: string }[] {
+  return readJsonlFields(p, [promptField, responseField]).map(([prompt, response]) => ({ prompt, response }));
+}
+
+function readJsonlFields(p: string, fields: string[]): string[][] {
+  for (const field of fields) {
+    if (typeof field !== 'string' || field === '') throw new UserError(`JSONL source ${p} needs a non-empty "field" naming the text field`, 2);
+  }
   const st = statOrThrow(p, 'JSONL file');
   if (!st.isFile()) throw new UserError(`${p} is not a file`, 2);
-  const docs: string[] = [];
+  const docs: string[][] = [];
   let lineNo = 0;
   const onLine = (bytes: Uint8Array): void => {
     lineNo++;
@@ -140,17 +154,19 @@ function readJsonl(p: string, field: string): string[] {
       throw new UserError(`${where}: invalid JSON (${err instanceof Error ? err.message : String(err)})`, 2);
     }
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
-      throw new UserError(`${where}: expected a JSON object with a string field "${field}", got ${Array.isArray(obj) ? 'an array' : obj === null ? 'null' : typeof obj}`, 2);
+      throw new UserError(`${where}: expected a JSON object with a string field${fields.length > 1 ? "s" : ""} ${fields.map((f) => `"${f}"`).join(', ')}, got ${Array.isArray(obj) ? 'an array' : obj === null ? 'null' : typeof obj}`, 2);
     }
-    if (!Object.hasOwn(obj, field)) {
-      const keys = Object.keys(obj).slice(0, 10).map((k) => JSON.stringify(k)).join(', ');
-      throw new UserError(`${where}: field "${field}" is missing (keys: ${keys || 'none'})`, 2);
-    }
-    const value = (obj as Record<string, unknown>)[field];
-    if (typeof value !== 'string') {
-      throw new UserError(`${where}: field "${field}" is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}; expected a string`, 2);
-    }
-    docs.push(value);
+    docs.push(fields.map((field) => {
+      if (!Object.hasOwn(obj, field)) {
+        const keys = Object.keys(obj).slice(0, 10).map((k) => JSON.stringify(k)).join(', ');
+        throw new UserError(`${where}: field "${field}" is missing (keys: ${keys || 'none'})`, 2);
+      }
+      const value = (obj as Record<string, unknown>)[field];
+      if (typeof value !== 'string') {
+        throw new UserError(`${where}: field "${field}" is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}; expected a string`, 2);
+      }
+      return value;
+    }));
   };
 
   const fd = fs.openSync(p, 'r');
@@ -178,7 +194,7 @@ function readJsonl(p: string, field: string): string[] {
   } finally {
     fs.closeSync(fd);
   }
-  if (docs.length === 0) throw new UserError(`${p} contains no JSON lines with a "${field}" field`, 2);
+  if (docs.length === 0) throw new UserError(`${p} contains no JSON lines with ${fields.map((f) => `"${f}"`).join(' and ')}`, 2);
   return docs;
 }
 

@@ -14,8 +14,10 @@ import type { PackedDataset } from './packing.js';
 export interface Batch {
   /** Token ids [B * T]. */
   input: Int32Array;
-  /** Next-token ids [B * T] (input shifted left by one). */
+  /** Next-token ids [B * T] (input shifted left by one); -100 where the dataset's mask excludes a target. */
   target: Int32Array;
+  /** Dataset row of each sequence (e.g. to look up a teacher cache or a prompt length). */
+  rows?: Int32Array;
   /** B: sequences in this batch (smaller than the configured size only for a final batch with dropLast=false). */
   batchSize: number;
   /** T: tokens per sequence. */
@@ -100,12 +102,16 @@ export class BatchLoader implements Iterable<Batch> {
     const input = new Int32Array(B * T); // [B, T]
     const target = new Int32Array(B * T); // [B, T]
     for (let b = 0; b < B; b++) {
-      const row = this.dataset.get(this.perm[this.index + b]); // [T + 1]
+      const i = this.perm[this.index + b];
+      const row = this.dataset.get(i); // [T + 1]
       input.set(row.subarray(0, T), b * T);
       target.set(row.subarray(1), b * T);
+      const m = this.dataset.maskRow(i);
+      if (m) for (let t = 0; t < T; t++) if (!m[t]) target[b * T + t] = -100; // not trained on
     }
+    const rows = Int32Array.from(this.perm.subarray(this.index, this.index + B));
     this.index += B;
-    return { input, target, batchSize: B, seqLen: T };
+    return { input, target, batchSize: B, seqLen: T, rows };
   }
 
   *[Symbol.iterator](): Iterator<Batch> {

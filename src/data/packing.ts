@@ -18,8 +18,14 @@ export class PackedDataset {
   /** All rows back to back: [length, seqLen + 1]. */
   readonly data: Int32Array;
 
+  /**
+   * Optional loss mask [length, seqLen]: 0 where a target is not trained on (prompt tokens, padding of
+   * prompt/response examples); the loader turns those targets into -100. Packed raw text has none.
+   */
+  readonly mask: Uint8Array | null;
+
   /** Wraps existing packed rows; `data.length` must be a multiple of `seqLen + 1`. */
-  constructor(data: Int32Array, seqLen: number) {
+  constructor(data: Int32Array, seqLen: number, mask: Uint8Array | null = null) {
     if (!Number.isSafeInteger(seqLen) || seqLen < 1) throw new UserError(`seqLen must be a positive integer, got ${seqLen}`, 2);
     if (data.length % (seqLen + 1) !== 0) {
       throw new RangeError(`PackedDataset: ${data.length} tokens is not a multiple of seqLen + 1 = ${seqLen + 1}`);
@@ -27,6 +33,13 @@ export class PackedDataset {
     this.data = data;
     this.seqLen = seqLen;
     this.length = data.length / (seqLen + 1);
+    if (mask && mask.length !== this.length * seqLen) throw new RangeError(`PackedDataset: mask has ${mask.length} entries; expected ${this.length * seqLen}`);
+    this.mask = mask;
+  }
+
+  /** Loss mask of row `i` [seqLen] (1 = trained target), or null when every target counts. */
+  maskRow(i: number): Uint8Array | null {
+    return this.mask ? this.mask.subarray(i * this.seqLen, (i + 1) * this.seqLen) : null;
   }
 
   /** Row `i` as a view (no copy): [seqLen + 1] tokens; input = [0, T), target = [1, T + 1). */
@@ -74,4 +87,34 @@ export function packTokens(stream: Int32Array, seqLen: number): PackedDataset {
 /** `packTokens(joinDocuments(docs, eosId), seqLen)`. */
 export function packDocuments(docs: readonly ArrayLike<number>[], opts: { seqLen: number; eosId?: number }): PackedDataset {
   return packTokens(joinDocuments(docs, opts.eosId), opts.seqLen);
+}
+
+/**
+ * Prompt/response examples → one row each: [prompt, response, eos] truncated or padded (with `padId`)
+ * to seqLen + 1 tokens. Only response tokens (and the closing eos) are trained targets; prompt and
+ * padding positions are masked. A prompt longer than seqLen − 1 keeps its last tokens (the response
+ * needs at least one position); examples whose response is cut off are kept, truncated.
+ * Returns the dataset and the prompt length of each row.
+ */
+export function packExamples(
+  examples: readonly { prompt: ArrayLike<number>; response: ArrayLike<number> }[],
+  opts: { seqLen: number; eosId?: number; padId: number },
+): { dataset: PackedDataset; promptLens: Int32Array } {
+  const T = opts.seqLen, w = T + 1;
+  if (examples.length === 0) throw new UserError('no prompt/response examples', 2);
+  const data = new Int32Array(examples.length * w).fill(opts.padId);
+  const mask = new Uint8Array(examples.length * T);
+  const promptLens = new Int32Array(examples.length);
+  examples.forEach((ex, r) => {
+    let prompt = Array.from(ex.prompt);
+    if (prompt.length === 0) prompt = opts.eosId !== undefined ? [opts.eosId] : [opts.padId];
+    if (prompt.length > T) prompt = prompt.slice(prompt.length - T);
+    const resp = [...Array.from(ex.response), ...(opts.eosId !== undefined ? [opts.eosId] : [])];
+    const seq = [...prompt, ...resp].slice(0, w);
+    data.set(seq, r * w);
+    // target t is seq[t + 1]: trained when it is a response token
+    for (let t = prompt.length - 1; t < seq.length - 1; t++) mask[r * T + t] = 1;
+    promptLens[r] = prompt.length;
+  });
+  return { dataset: new PackedDataset(data, T, mask), promptLens };
 }

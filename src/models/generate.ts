@@ -79,3 +79,43 @@ export function generate(model: CausalLM, prompt: readonly number[], opts: Sampl
   }
   return out;
 }
+
+/**
+ * Batched sampling for prompts of one common length P: prompts [B·P] → continuations [B][≤ maxNewTokens]
+ * (each stops after eos). One KV cache for the whole batch; each step feeds [B, 1].
+ */
+export function generateBatch(model: CausalLM, prompts: Int32Array, batch: number, opts: SampleOptions): number[][] {
+  const P = prompts.length / batch;
+  if (!Number.isInteger(P) || P < 1) throw new Error(`generateBatch: ${prompts.length} prompt ids for batch ${batch}`);
+  const rng = opts.rng ?? new Rng(0);
+  const V = model.vocabSize;
+  const outs: number[][] = Array.from({ length: batch }, () => []);
+  const done = new Array<boolean>(batch).fill(false);
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    noGrad(() => {
+      const cache = model.newCache();
+      const budget = Math.min(opts.maxNewTokens, model.maxPositions - P);
+      let feed = prompts;
+      let T = P;
+      for (let i = 0; i < budget && done.some((d) => !d); i++) {
+        const logits = model.forward(feed, batch, T, { cache }).logits.data; // [B, T, V]
+        const next = new Int32Array(batch);
+        for (let b = 0; b < batch; b++) {
+          const row = logits.subarray((b * T + T - 1) * V, (b * T + T) * V);
+          next[b] = sampleToken(row, opts, rng);
+          if (!done[b]) {
+            outs[b].push(next[b]);
+            if (next[b] === opts.eosId) done[b] = true;
+          }
+        }
+        feed = next;
+        T = 1;
+      }
+    });
+  } finally {
+    model.train(wasTraining);
+  }
+  return outs;
+}

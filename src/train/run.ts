@@ -22,13 +22,14 @@ import { generate } from '../models/generate.js';
 import { createModel, loadPretrained, savePretrained } from '../models/registry.js';
 import { AdamW } from '../optim/adamw.js';
 import { Rng } from '../util/rng.js';
+import { distillPlan, trainingPlan } from './distill-plan.js';
 import { evaluateLoss, Trainer } from './trainer.js';
 
 export type TrainEvent =
   | { type: 'prepare'; stage: Parameters<PrepareProgress>[0]; done: number; total: number }
   | { type: 'start'; startStep: number; totalSteps: number; parameters: number; trainSequences: number; valSequences: number; unigramPpl: number; resumed: boolean; tokenizer: string }
   | { type: 'step'; step: number; totalSteps: number; loss: number; lr: number; gradNorm: number; tokensPerSec: number; etaMs: number }
-  | { type: 'eval'; step: number; valLoss: number; valPpl: number }
+  | { type: 'eval'; step: number; valLoss: number; valPpl: number; extra: Record<string, number> }
   | { type: 'checkpoint'; step: number; dir: string }
   | { type: 'sample'; prompt: string; text: string }
   | { type: 'done'; summary: RunSummary };
@@ -39,6 +40,8 @@ export interface RunSummary {
   stopped: boolean;
   finalValLoss: number;
   finalValPpl: number;
+  /** final teacher–student metrics of a distillation run (e.g. val_fkl) */
+  finalEval: Record<string, number>;
   unigramPpl: number;
   trainTokensPerSec: number;
   peakRssMb: number;
@@ -57,7 +60,7 @@ export interface RunOptions {
 /** Settings that may not change across a resume (the data order and model would silently differ). */
 function configDigest(cfg: TrainConfig): string {
   const { steps: _steps, eval_every: _e, eval_batches: _b, checkpoint_every: _c, ...train } = cfg.train;
-  const stable = JSON.stringify({ data: cfg.data, tokenizer: cfg.tokenizer, model: cfg.model, train });
+  const stable = JSON.stringify({ data: cfg.data, tokenizer: cfg.tokenizer, model: cfg.model, train, distill: cfg.distill ?? null });
   return crypto.createHash('sha256').update(stable).digest('hex').slice(0, 16);
 }
 
@@ -93,7 +96,8 @@ function truncateMetrics(file: string, step: number): void {
   writeFileAtomic(file, keep.map((l) => l + '\n').join(''));
 }
 
-export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Promise<RunSummary> {
+export async function runTraining(config: TrainConfig, opts: RunOptions = {}): Promise<RunSummary> {
+  let cfg = config;
   const emit = opts.onEvent ?? (() => {});
   const outDir = cfg.out_dir;
   const ckptDir = path.join(outDir, 'checkpoint');
@@ -101,16 +105,21 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
   if (opts.fresh) for (const f of [ckptDir, metricsFile, path.join(outDir, 'tokenizer.json')]) fs.rmSync(f, { recursive: true, force: true });
   fs.mkdirSync(outDir, { recursive: true });
 
+  const teacherDir = cfg.distill && 'model' in cfg.distill.teacher && !('url' in cfg.distill.teacher) ? cfg.distill.teacher.model : null;
+  if (teacherDir && !cfg.tokenizer.path && fs.existsSync(path.join(teacherDir, 'tokenizer.json'))) {
+    cfg = { ...cfg, tokenizer: { ...cfg.tokenizer, path: path.join(teacherDir, 'tokenizer.json') } }; // share the teacher's tokenizer
+  }
   const data = prepareData(cfg, outDir, (stage, done, total) => emit({ type: 'prepare', stage, done, total }));
   const model = buildModel(cfg, data.tokenizer.vocabSize);
   model.dropoutRng = new Rng(cfg.train.seed + 1);
   const t = cfg.train;
   const optimizer = new AdamW(model.namedParameters(), { betas: t.betas, eps: t.eps, weightDecay: t.weight_decay });
+  const loader = new BatchLoader(data.train, { batchSize: t.batch_size, seed: t.seed });
+  const plan = cfg.distill ? await distillPlan(cfg, data, model, loader) : trainingPlan(loader);
   const trainer = new Trainer({
-    model, optimizer, gradClip: t.grad_clip, gradAccumSteps: t.grad_accum,
+    model, optimizer, gradClip: t.grad_clip, gradAccumSteps: t.grad_accum, lossFn: plan.lossFn,
     schedule: { kind: t.schedule, peakLr: t.lr, minLr: t.min_lr, warmupSteps: t.warmup_steps, totalSteps: t.steps },
   });
-  const loader = new BatchLoader(data.train, { batchSize: t.batch_size, seed: t.seed });
   const digest = configDigest(cfg);
   let tokensSeen = 0, elapsedMs = 0, resumed = false;
   if (hasCheckpoint(ckptDir)) {
@@ -119,6 +128,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
       throw new UserError(`${ckptDir} was written with different data/model/optimizer settings; rerun with --fresh to start over, or restore the original config`, 2);
     }
     loader.restore(st.loader);
+    plan.restore(st.extra);
     tokensSeen = st.tokensSeen;
     elapsedMs = st.elapsedMs;
     resumed = true;
@@ -134,45 +144,47 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
   });
 
   const log = (obj: Record<string, unknown>): void => fs.appendFileSync(metricsFile, JSON.stringify(obj) + '\n');
-  const evalBatches = (): number => {
+  const evaluate = async (): Promise<{ valLoss: number; valPpl: number; extra: Record<string, number> }> => {
     const valLoader = new BatchLoader(data.val, { batchSize: Math.min(t.batch_size, data.val.length), shuffle: false, dropLast: false });
-    return t.eval_batches > 0 ? Math.min(t.eval_batches, valLoader.batchesPerEpoch) : valLoader.batchesPerEpoch;
-  };
-  const evaluate = (): { valLoss: number; valPpl: number } => {
-    const valLoader = new BatchLoader(data.val, { batchSize: Math.min(t.batch_size, data.val.length), shuffle: false, dropLast: false });
-    const { loss } = evaluateLoss(model, take(valLoader, evalBatches()));
-    return { valLoss: loss, valPpl: Math.exp(loss) };
+    const n = t.eval_batches > 0 ? Math.min(t.eval_batches, valLoader.batchesPerEpoch) : valLoader.batchesPerEpoch;
+    const batches = [...take(valLoader, n)];
+    const { loss } = evaluateLoss(model, batches);
+    return { valLoss: loss, valPpl: Math.exp(loss), extra: await plan.evaluate(batches, loss) };
   };
   const checkpoint = (): void => {
     const state: TrainerState = {
       format: 'lmdistill-checkpoint', version: 1, step: trainer.stepCount, tokensSeen, elapsedMs,
-      loader: loader.state(), dropoutRng: model.dropoutRng.state(), configDigest: digest, extra: {},
+      loader: loader.state(), dropoutRng: model.dropoutRng.state(), configDigest: digest, extra: plan.state(),
     };
     saveCheckpoint(ckptDir, model, optimizer, state, tokJson);
     emit({ type: 'checkpoint', step: trainer.stepCount, dir: ckptDir });
   };
 
-  let stopped = false, runMs = 0, runTokens = 0, last = { valLoss: NaN, valPpl: NaN };
+  let stopped = false, runMs = 0, runTokens = 0;
+  let last: { valLoss: number; valPpl: number; extra: Record<string, number> } = { valLoss: NaN, valPpl: NaN, extra: {} };
   while (trainer.stepCount < t.steps) {
     if (opts.shouldStop?.()) { stopped = true; break; }
     const t0 = performance.now();
-    const r = trainer.step(loader);
+    const micro = await plan.microBatches(trainer.stepCount, t.grad_accum);
+    const r = trainer.stepOn(micro);
+    plan.afterStep(r);
     const ms = performance.now() - t0;
     runMs += ms; runTokens += r.tokens; elapsedMs += ms; tokensSeen += r.tokens;
     const step = r.step + 1;
     const tokensPerSec = runTokens / (runMs / 1000);
-    log({ step, loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, tokens: r.tokens, tokens_per_sec: tokensPerSec, ...r.parts });
+    log({ step, loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, tokens: r.tokens, tokens_per_sec: tokensPerSec, ...r.parts, ...plan.stats() });
     emit({ type: 'step', step, totalSteps: t.steps, loss: r.loss, lr: r.lr, gradNorm: r.gradNorm, tokensPerSec, etaMs: (runMs / Math.max(1, runTokens)) * r.tokens * (t.steps - step) });
     if (step % t.eval_every === 0 || step === t.steps) {
-      last = evaluate();
-      log({ step, val_loss: last.valLoss, val_ppl: last.valPpl });
+      last = await evaluate();
+      log({ step, val_loss: last.valLoss, val_ppl: last.valPpl, ...last.extra });
       emit({ type: 'eval', step, ...last });
     }
     if (step % t.checkpoint_every === 0 || step === t.steps) checkpoint();
     await yieldToEventLoop(); // lets signal handlers (SIGINT → shouldStop) run between steps
   }
   if (stopped) checkpoint();
-  if (Number.isNaN(last.valLoss)) last = evaluate();
+  if (Number.isNaN(last.valLoss)) last = await evaluate();
+  await plan.close();
 
   const samples: { prompt: string; text: string }[] = [];
   if (!stopped) {
@@ -191,7 +203,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunOptions = {}): Prom
     }
   }
   const summary: RunSummary = {
-    outDir, steps: trainer.stepCount, stopped, finalValLoss: last.valLoss, finalValPpl: last.valPpl, unigramPpl,
+    outDir, steps: trainer.stepCount, stopped, finalValLoss: last.valLoss, finalValPpl: last.valPpl, finalEval: last.extra, unigramPpl,
     trainTokensPerSec: runMs > 0 ? runTokens / (runMs / 1000) : 0,
     peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024), parameters: model.numParameters(), samples,
   };

@@ -1,0 +1,143 @@
+/**
+ * What a distillation run adds to the training loop: the teacher, the objective mixture, the data
+ * regime, TAID's t schedule, teacher scoring of each micro-batch and teacher–student metrics at
+ * evaluation. `run.ts` drives it through the StepPlan interface, the same loop as plain training.
+ */
+import type { TrainConfig } from '../config/schema.js';
+import type { Batch, BatchLoader } from '../data/loader.js';
+import type { PreparedData } from '../data/prepare.js';
+import { bindObjective, Mixture, TaidSchedule, tokenMask, type SparseTeacher, type TaidScheduleOptions, type TaidScheduleState, type TeacherSignal } from '../distill/index.js';
+import { RegimeSampler, type RegimeState } from '../distill/regimes.js';
+import { UserError } from '../errors.js';
+import type { CausalLM } from '../models/base.js';
+import { reshape } from '../tensor/ops.js';
+import { noGrad, Tensor } from '../tensor/tensor.js';
+import { createTeacher, LocalTeacher } from '../teachers/index.js';
+import type { Teacher } from '../teachers/teacher.js';
+import type { LossFn, StepResult } from './trainer.js';
+import { crossEntropyLoss } from './trainer.js';
+
+/** A micro-batch with the teacher's signal attached (dense logits [N, V] or sparse top-k). */
+export type DistillBatch = Batch & { teacher?: TeacherSignal };
+
+export interface StepPlan {
+  /** the micro-batches of optimizer step `step`, teacher signal attached */
+  microBatches(step: number, count: number): Promise<Batch[]>;
+  lossFn: LossFn;
+  afterStep(r: StepResult): void;
+  /** extra validation metrics (e.g. val_fkl) and regime feedback */
+  evaluate(valBatches: Batch[], valLoss: number): Promise<Record<string, number>>;
+  /** metrics describing the plan's state for the log line (e.g. taid_t, p_gen) */
+  stats(): Record<string, number>;
+  state(): Record<string, unknown>;
+  restore(extra: Record<string, unknown>): void;
+  close(): Promise<void>;
+}
+
+/** Plain language-model training: dataset batches, cross-entropy. */
+export function trainingPlan(loader: BatchLoader): StepPlan {
+  return {
+    microBatches: async (_s, n) => Array.from({ length: n }, () => loader.next()),
+    lossFn: crossEntropyLoss,
+    afterStep: () => {},
+    evaluate: async () => ({}),
+    stats: () => ({}),
+    state: () => ({}),
+    restore: () => {},
+    close: async () => {},
+  };
+}
+
+export async function distillPlan(cfg: TrainConfig, data: PreparedData, student: CausalLM, loader: BatchLoader): Promise<StepPlan> {
+  const d = cfg.distill!;
+  const where = 'distill.loss';
+  const base = Mixture.parse(d.loss, where);
+  const teacher: Teacher = await createTeacher(d.teacher, { tokenizer: data.tokenizer, outDir: cfg.out_dir });
+  if (teacher.vocabSize !== student.vocabSize) {
+    throw new UserError(`the teacher (${teacher.name}) has vocab_size ${teacher.vocabSize} but the student has ${student.vocabSize}; logit distillation needs a shared tokenizer (set tokenizer.path to the teacher's tokenizer.json)`, 2);
+  }
+  const sparse = d.top_k > 0 || !teacher.dense;
+  const k = d.top_k > 0 ? d.top_k : 20;
+  if (base.needsTeacher) base.checkTeacher(sparse ? 'sparse' : 'dense');
+  const taidPart = base.parts.find((p) => p.objective.name === 'taid');
+  const taid = taidPart ? new TaidSchedule(taidPart.objective.options as TaidScheduleOptions, cfg.train.steps) : null;
+  let mixture = taid ? base.withOptions('taid', { t: taid.t }) : base;
+  const regime = new RegimeSampler({
+    config: d.regime, loader, student, teacherModel: teacher instanceof LocalTeacher ? teacher.model : null,
+    promptLens: data.promptLens?.train ?? null, seqLen: cfg.data.seq_len, eosId: data.tokenizer.eosId,
+    padId: data.tokenizer.eosId ?? 0, totalSteps: cfg.train.steps, seed: cfg.train.seed + 17,
+  });
+
+  const signal = async (b: Batch): Promise<TeacherSignal> => {
+    if (!sparse) {
+      const logits = await teacher.logits(b);
+      return new Tensor(logits, [b.batchSize * b.seqLen, teacher.vocabSize]);
+    }
+    const t = await teacher.topk(b, k);
+    return { ids: t.ids, logprobs: t.logprobs, k: t.k } satisfies SparseTeacher;
+  };
+  const fkl = bindObjective('fkl', sparse ? { sparse: 'tail' } : {}, 'eval');
+
+  const lossFn: LossFn = (model, batch) => {
+    const b = batch as DistillBatch;
+    const { logits } = model.forward(b.input, b.batchSize, b.seqLen); // [B, T, V]
+    const N = b.batchSize * b.seqLen;
+    const student = reshape(logits, [N, model.vocabSize]); // [N, V]
+    const mask = tokenMask(N, { labels: b.target });
+    const { sum, parts } = mixture.maskedSum({ student, teacher: b.teacher, labels: b.target }, mask);
+    return { sum, parts };
+  };
+
+  return {
+    async microBatches(step, n) {
+      const out: Batch[] = [];
+      for (let i = 0; i < n; i++) {
+        const b: DistillBatch = regime.next(step);
+        if (base.needsTeacher) b.teacher = await signal(b);
+        out.push(b);
+      }
+      return out;
+    },
+    lossFn,
+    afterStep(r) {
+      if (!taid) return;
+      taid.update(r.loss, r.step);
+      mixture = base.withOptions('taid', { t: taid.t });
+    },
+    async evaluate(valBatches, valLoss) {
+      regime.onValidation(valLoss);
+      const wasTraining = student.training;
+      student.eval();
+      let s = 0, n = 0;
+      for (const b of valBatches) {
+        const t = await signal(b);
+        noGrad(() => {
+          const N = b.batchSize * b.seqLen;
+          const logits = student.forward(b.input, b.batchSize, b.seqLen).logits;
+          const per = fkl.perToken({ student: reshape(logits, [N, student.vocabSize]), teacher: t, labels: b.target });
+          const mask = tokenMask(N, { labels: b.target });
+          for (let i = 0; i < N; i++) if (mask[i]) { s += per.data[i]; n++; }
+        });
+      }
+      student.train(wasTraining);
+      const out: Record<string, number> = {};
+      if (n) out.val_fkl = s / n;
+      return out;
+    },
+    stats() {
+      const out: Record<string, number> = {};
+      if (taid) out.taid_t = taid.t;
+      if (regime.kind === 'replay') out.p_gen = regime.generationProbability;
+      return out;
+    },
+    state: () => ({ regime: regime.state(), taid: taid?.saveState() ?? null }),
+    restore(extra) {
+      if (extra.regime) regime.restore(extra.regime as RegimeState);
+      if (taid && extra.taid) {
+        taid.loadState(extra.taid as TaidScheduleState);
+        mixture = base.withOptions('taid', { t: taid.t });
+      }
+    },
+    close: () => teacher.close(),
+  };
+}
