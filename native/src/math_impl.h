@@ -1,9 +1,9 @@
 // Elementwise transcendental kernels and row softmax for one instruction set (included by isa_*.cc
-// after vec.h). exp and tanh are Cephes-style float approximations (≤ 2 ulp over the normal range;
-// see native-vs-ref.test.ts for the measured bound); sigmoid, SiLU and GELU are built on exp so that
-// their tails keep full relative accuracy: GELU(x) = x·σ(2u) with u = √(2/π)(x + 0.044715x³) is the
-// same function as 0.5·x·(1 + tanh u) without the cancellation of 1 + tanh u for x ≪ 0. log goes
-// through libm in double (it is rare on large tensors), which also makes it match the reference.
+// after vec.h). exp, log and tanh are Cephes-style float approximations (a few ulp over the normal
+// range; test/conformance/native-vs-ref.test.ts pins the bounds); sigmoid, SiLU and GELU are built
+// on exp so that their tails keep full relative accuracy: GELU(x) = x·σ(2u) with
+// u = √(2/π)(x + 0.044715x³) is the same function as 0.5·x·(1 + tanh u) without the cancellation of
+// 1 + tanh u for x ≪ 0, and its argument 2u is formed in double.
 #pragma once
 #include <cmath>
 
@@ -42,6 +42,40 @@ LMD_INLINE vf vexp(vf x) {
   return y;
 }
 
+/** ln x: x = m·2^e with m in [√½, √2), ln(m) by a degree-9 polynomial in m − 1 (Cephes logf, ≤ 1 ulp
+ *  typical), + e·ln 2 in two parts. Subnormals are rescaled first; 0 → −inf, x < 0 → NaN, inf → inf. */
+LMD_INLINE vf vlog(vf x) {
+  const vi sub = x < splat(1.17549435e-38f);
+  const vf xs = select(sub, x * splat(33554432.0f), x);  // 2^25
+  const vi bits = as_i(xs);
+  vi e = ((bits >> 23) & splati(0xff)) - splati(126);
+  e = e - (sub & splati(25));
+  vf m = as_f((bits & splati(0x807fffff)) | splati(0x3f000000));  // [0.5, 1)
+  const vi small = m < splat(0.707106781186547524f);
+  e = e - (small & splati(1));
+  m = select(small, m + m, m) - splat(1.0f);
+  const vf fe = __builtin_convertvector(e, vf);
+  const vf z = m * m;
+  vf y = splat(7.0376836292e-2f);
+  y = y * m + splat(-1.1514610310e-1f);
+  y = y * m + splat(1.1676998740e-1f);
+  y = y * m + splat(-1.2420140846e-1f);
+  y = y * m + splat(1.4249322787e-1f);
+  y = y * m + splat(-1.6668057665e-1f);
+  y = y * m + splat(2.0000714765e-1f);
+  y = y * m + splat(-2.4999993993e-1f);
+  y = y * m + splat(3.3333331174e-1f);
+  y = y * m * z;
+  y = y + fe * splat(-2.12194440e-4f);
+  y = y - splat(0.5f) * z;
+  vf r = m + y;
+  r = r + fe * splat(0.693359375f);
+  r = select(x == splat(__builtin_inff()), x, r);
+  r = select(x == vf{}, splat(-__builtin_inff()), r);
+  r = select((x < vf{}) | (x != x), splat(__builtin_nanf("")), r);
+  return r;
+}
+
 /** tanh: odd polynomial below 0.625, 1 − 2/(e^{2|x|} + 1) above, with the sign of x restored. */
 LMD_INLINE vf vtanh(vf x) {
   const vi sign = as_i(x) & splati(INT32_MIN);
@@ -74,11 +108,17 @@ constexpr double kGeluC = 0.044715;
  * sensitive to the absolute error of its argument (δe/e = δ(2u)), which in float grows like |u|·u.
  */
 LMD_INLINE void gelu_2u(vf x, vf* hi, vf* lo) {
-  const vd xd = __builtin_convertvector(x, vd);
-  const vd t = (2.0 * kSqrt2OverPi) * (xd + kGeluC * xd * xd * xd);
-  *hi = __builtin_convertvector(t, vf);
-  const vf lo0 = __builtin_convertvector(t - __builtin_convertvector(*hi, vd), vf);
-  *lo = select(*hi - *hi == vf{}, lo0, vf{});  // hi = ±inf (x = ±inf or 2u beyond float): no correction
+  const auto arg = [](vfh xh, vfh* h, vfh* l) {
+    const vdh xd = widen(xh);
+    const vdh t = (2.0 * kSqrt2OverPi) * (xd + kGeluC * xd * xd * xd);
+    *h = narrow(t);
+    *l = narrow(t - widen(*h));
+  };
+  vfh h0, l0, h1, l1;
+  arg(lower(x), &h0, &l0);
+  arg(upper(x), &h1, &l1);
+  *hi = join(h0, h1);
+  *lo = select(*hi - *hi == vf{}, join(l0, l1), vf{});  // hi = ±inf (x = ±inf or 2u beyond float): no correction
 }
 
 /** σ(hi + lo) for |lo| ≪ |hi| ulp-sized: e^−|hi+lo| ≈ e^−|hi|·(1 ∓ lo). */
@@ -104,6 +144,7 @@ LMD_INLINE vf unary_vec(int op, vf x) {
       return x * vsigmoid2(hi, lo);
     }
     case kAbs: return as_f(as_i(x) & splati(INT32_MAX));
+    case kLog: return vlog(x);
     default: return x;
   }
 }
@@ -128,9 +169,7 @@ void unary(int op, const float* x, float* out, int64_t n) {
     case kSqrt:
       for (int64_t i = 0; i < n; ++i) out[i] = __builtin_sqrtf(x[i]);
       return;
-    case kLog:
-      for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(::log(static_cast<double>(x[i])));
-      return;
+    case kLog: return unary_loop<kLog>(x, out, n);
     default: return;
   }
 }
@@ -190,58 +229,74 @@ void unary_backward(int op, const float* x, const float* y, const float* gy, flo
   }
 }
 
-LMD_INLINE double hsum(vd v) {
-  double s = 0;
-  for (int i = 0; i < W; ++i) s += v[i];
-  return s;
-}
+/** Σ of float lanes accumulated in double: two register-wide double accumulators. */
+struct DoubleSum {
+  vdh a = vdh{}, b = vdh{};
+  LMD_INLINE void add(vf v) {
+    a += widen(lower(v));
+    b += widen(upper(v));
+  }
+  LMD_INLINE void add_product(vf u, vf v) {
+    a += widen(lower(u)) * widen(lower(v));
+    b += widen(upper(u)) * widen(upper(v));
+  }
+  LMD_INLINE double total() const {
+    const vdh c = a + b;
+    double s = 0;
+    for (int i = 0; i < W / 2; ++i) s += c[i];
+    return s;
+  }
+};
 
-/** Sum of a row in double: W-lane partial sums of the float inputs widened to double. */
-template <typename F>
-LMD_INLINE double row_sum(int64_t cols, F term) {
-  vd acc = vd{};
+/** Max of a row ignoring NaN, as the reference's `x > mx` does. */
+LMD_INLINE float row_max(const float* x, int64_t cols) {
+  vf mv = splat(-__builtin_inff());
   int64_t j = 0;
-  for (; j + W <= cols; j += W) acc += __builtin_convertvector(term(j), vd);
-  double s = hsum(acc);
-  for (; j < cols; ++j) s += term(j)[0];
-  return s;
+  for (; j + W <= cols; j += W) {
+    const vf v = loadu(x + j);
+    mv = select(v > mv, v, mv);
+  }
+  if (j < cols) {
+    const vf v = load_partial(x + j, cols - j, -__builtin_inff());
+    mv = select(v > mv, v, mv);
+  }
+  float mx = -__builtin_inff();
+  for (int i = 0; i < W; ++i)
+    if (mv[i] > mx) mx = mv[i];
+  return mx;
 }
 
 void softmax(const float* x, float* out, int64_t r0, int64_t r1, int64_t cols, bool log) {
   for (int64_t r = r0; r < r1; ++r) {
     const float* xr = x + r * cols;
     float* orow = out + r * cols;
-    // max ignoring NaN, as the reference's `x > mx` does
-    vf mv = splat(-__builtin_inff());
-    int64_t j = 0;
-    for (; j + W <= cols; j += W) {
-      const vf v = loadu(xr + j);
-      mv = select(v > mv, v, mv);
-    }
-    float mx = -__builtin_inff();
-    for (int i = 0; i < W; ++i) if (mv[i] > mx) mx = mv[i];
-    for (; j < cols; ++j) if (xr[j] > mx) mx = xr[j];
+    float mx = row_max(xr, cols);
     if (mx == -__builtin_inff()) mx = 0.0f;  // fully masked row: NaN-free shift, as the reference
     const vf m = splat(mx);
-    if (log) {
-      const double s = row_sum(cols, [&](int64_t jj) {
-        return jj + W <= cols ? vexp(loadu(xr + jj) - m) : vexp(splat(xr[jj] - mx));
-      });
+    // Σ e^(x − max) in double lanes; the padded tail is −inf → contributes 0. Non-log keeps e in out.
+    DoubleSum acc;
+    int64_t j = 0;
+    for (; j + W <= cols; j += W) {
+      const vf e = vexp(loadu(xr + j) - m);
+      if (!log) storeu(orow + j, e);
+      acc.add(e);
+    }
+    if (j < cols) {
+      const vf e = vexp(load_partial(xr + j, cols - j, -__builtin_inff()) - m);
+      if (!log) store_partial(orow + j, e, cols - j);
+      acc.add(e);
+    }
+    const double s = acc.total();
+    if (log) {  // x − lse with lse carried as hi + lo, so outputs near 0 keep their relative accuracy
       const double lse = static_cast<double>(mx) + ::log(s);
-      const vd l = vd{} + lse;
-      j = 0;
-      for (; j + W <= cols; j += W)
-        storeu(orow + j, __builtin_convertvector(__builtin_convertvector(loadu(xr + j), vd) - l, vf));
-      for (; j < cols; ++j) orow[j] = static_cast<float>(static_cast<double>(xr[j]) - lse);
+      const float hi = static_cast<float>(lse), lo = static_cast<float>(lse - static_cast<double>(hi));
+      const vf vh = splat(hi), vl = splat(lo);
+      for (j = 0; j + W <= cols; j += W) storeu(orow + j, (loadu(xr + j) - vh) - vl);
+      for (; j < cols; ++j) orow[j] = (xr[j] - hi) - lo;
     } else {
-      const double s = row_sum(cols, [&](int64_t jj) {
-        vf e = jj + W <= cols ? vexp(loadu(xr + jj) - m) : vexp(splat(xr[jj] - mx));
-        if (jj + W <= cols) storeu(orow + jj, e); else orow[jj] = e[0];
-        return e;
-      });
       const float inv = static_cast<float>(1.0 / s);
-      j = 0;
-      for (; j + W <= cols; j += W) storeu(orow + j, loadu(orow + j) * splat(inv));
+      const vf vi = splat(inv);
+      for (j = 0; j + W <= cols; j += W) storeu(orow + j, loadu(orow + j) * vi);
       for (; j < cols; ++j) orow[j] *= inv;
     }
   }
@@ -252,18 +307,24 @@ void softmax_backward(const float* y, const float* gy, float* gx, int64_t r0, in
     const float* yr = y + r * cols;
     const float* gr = gy + r * cols;
     float* xr = gx + r * cols;
+    DoubleSum acc;
     int64_t j = 0;
     if (log) {  // gx = gy − e^y · Σ gy
-      const double s = row_sum(cols, [&](int64_t jj) { return jj + W <= cols ? loadu(gr + jj) : splat(gr[jj]); });
+      for (; j + W <= cols; j += W) acc.add(loadu(gr + j));
+      double s = acc.total();
+      for (; j < cols; ++j) s += gr[j];
       const vf sv = splat(static_cast<float>(s));
-      for (; j + W <= cols; j += W) storeu(xr + j, loadu(gr + j) - vexp(loadu(yr + j)) * sv);
-      for (; j < cols; ++j) xr[j] = gr[j] - vexp(splat(yr[j]))[0] * static_cast<float>(s);
-    } else {  // gx = y ⊙ (gy − Σ gy ⊙ y)
-      const double s = row_sum(cols, [&](int64_t jj) {
-        return jj + W <= cols ? loadu(gr + jj) * loadu(yr + jj) : splat(gr[jj] * yr[jj]);
-      });
+      for (j = 0; j + W <= cols; j += W) storeu(xr + j, loadu(gr + j) - vexp(loadu(yr + j)) * sv);
+      if (j < cols) {
+        const int64_t t = cols - j;
+        store_partial(xr + j, load_partial(gr + j, t, 0.0f) - vexp(load_partial(yr + j, t, 0.0f)) * sv, t);
+      }
+    } else {  // gx = y ⊙ (gy − Σ gy ⊙ y), the sum of products formed in double
+      for (; j + W <= cols; j += W) acc.add_product(loadu(gr + j), loadu(yr + j));
+      double s = acc.total();
+      for (; j < cols; ++j) s += static_cast<double>(gr[j]) * yr[j];
       const vf sv = splat(static_cast<float>(s));
-      for (; j + W <= cols; j += W) storeu(xr + j, loadu(yr + j) * (loadu(gr + j) - sv));
+      for (j = 0; j + W <= cols; j += W) storeu(xr + j, loadu(yr + j) * (loadu(gr + j) - sv));
       for (; j < cols; ++j) xr[j] = yr[j] * (gr[j] - static_cast<float>(s));
     }
   }

@@ -5,6 +5,9 @@
 // portable path (the classic ODR hazard of per-file ISA flags).
 #pragma once
 #include <cstdint>
+#if defined(__AVX__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #ifndef LMD_W
 #error "define LMD_W (floats per vector) before including vec.h"
@@ -17,7 +20,11 @@ constexpr int W = LMD_W;
 typedef float vf __attribute__((vector_size(LMD_W * 4), __may_alias__));
 typedef float vfu __attribute__((vector_size(LMD_W * 4), aligned(4), __may_alias__));
 typedef int32_t vi __attribute__((vector_size(LMD_W * 4), __may_alias__));
-typedef double vd __attribute__((vector_size(LMD_W * 8), __may_alias__));
+// Half a float vector, and the doubles it widens to: exactly one register, so double-precision work
+// is done in two halves (a double vector of LMD_W lanes would be twice the register width, which GCC
+// lowers through the stack).
+typedef float vfh __attribute__((vector_size(LMD_W * 2), __may_alias__));
+typedef double vdh __attribute__((vector_size(LMD_W * 4), __may_alias__));
 
 #define LMD_INLINE inline __attribute__((always_inline))
 
@@ -30,6 +37,39 @@ LMD_INLINE vi splati(int32_t x) { return vi{} + x; }
 LMD_INLINE vf as_f(vi v) { return reinterpret_cast<vf>(v); }
 LMD_INLINE vi as_i(vf v) { return reinterpret_cast<vi>(v); }
 LMD_INLINE vf select(vi mask, vf a, vf b) { return mask ? a : b; }
+
+// Halves of a vector. Through memory GCC emits store/reload pairs (store-forwarding stalls), so the
+// x86 units use the lane-extract instructions of the ISA they are compiled for.
+#if LMD_W == 16 && defined(__AVX512F__)
+LMD_INLINE vfh lower(vf v) { return _mm512_castps512_ps256(v); }
+LMD_INLINE vfh upper(vf v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+LMD_INLINE vf join(vfh lo, vfh hi) {
+  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi), 1));
+}
+#elif LMD_W == 8 && defined(__AVX__)
+LMD_INLINE vfh lower(vf v) { return _mm256_castps256_ps128(v); }
+LMD_INLINE vfh upper(vf v) { return _mm256_extractf128_ps(v, 1); }
+LMD_INLINE vf join(vfh lo, vfh hi) { return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1); }
+#else
+LMD_INLINE vfh lower(vf v) {
+  vfh h;
+  __builtin_memcpy(&h, &v, sizeof h);
+  return h;
+}
+LMD_INLINE vfh upper(vf v) {
+  vfh h;
+  __builtin_memcpy(&h, reinterpret_cast<const char*>(&v) + sizeof h, sizeof h);
+  return h;
+}
+LMD_INLINE vf join(vfh lo, vfh hi) {
+  vf v;
+  __builtin_memcpy(&v, &lo, sizeof lo);
+  __builtin_memcpy(reinterpret_cast<char*>(&v) + sizeof lo, &hi, sizeof hi);
+  return v;
+}
+#endif
+LMD_INLINE vdh widen(vfh v) { return __builtin_convertvector(v, vdh); }
+LMD_INLINE vfh narrow(vdh v) { return __builtin_convertvector(v, vfh); }
 
 /** Loads n < W floats, padding the rest with `pad`. */
 LMD_INLINE vf load_partial(const float* p, int64_t n, float pad) {
