@@ -21,3 +21,7 @@ export { runTraining, type TrainEvent, type RunSummary } from './train/run.js';
 export { loadTrainConfig } from './config/load.js';
 export { trainConfigSchema, type TrainConfig } from './config/schema.js';
 export { Rng } from './util/rng.js';
+export { selectBackend, nativeBackend, nativeInfo } from './backend/native.js';
+export { refBackend } from './backend/ref.js';
+export * from './distill/index.js';
+export { createTeacher, LocalTeacher, type Teacher, type TeacherBatch, type TopK } from './teachers/index.js';

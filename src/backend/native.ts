@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
 import type { Backend, BinaryOp, MatmulArgs, ReduceOp, UnaryOp } from './backend.js';
 import { refBackend } from './ref.js';
+import { attentionBackward, attentionForward } from './ref-fused.js';
 
 export type NativeIsa = 'avx512' | 'avx2' | 'scalar';
 
@@ -58,6 +59,8 @@ const loaded = load();
 const addon = loaded.addon;
 
 function adapt(a: Addon): Backend {
+  const gemm = (x: Float32Array, y: Float32Array, c: Float32Array, g: MatmulArgs): void =>
+    a.matmul(x, y, c, g.batch, g.m, g.n, g.k, g.transA, g.transB, g.aBatchStride, g.bBatchStride, g.accumulate);
   return {
     ...refBackend, // kernels the addon does not provide yet run in TypeScript
     name: 'native',
@@ -67,8 +70,10 @@ function adapt(a: Addon): Backend {
     where: (c, cs, x, xs, y, ys, out, shape) => a.where(c, cs, x, xs, y, ys, out, shape),
     reduce: (op, x, shape, out, outStrides) => a.reduce(REDUCE[op], x, shape, out, outStrides),
     copyStrided: (x, offset, strides, out, shape) => a.copyStrided(x, offset, strides, out, shape),
-    matmul: (x, y, c, g: MatmulArgs) =>
-      a.matmul(x, y, c, g.batch, g.m, g.n, g.k, g.transA, g.transB, g.aBatchStride, g.bBatchStride, g.accumulate),
+    matmul: gemm,
+    // fused attention in TypeScript around the native GEMM until the addon has its own kernel
+    attention: (q, k, v, out, lse, d) => attentionForward(q, k, v, out, lse, d, gemm),
+    attentionBackward: (q, k, v, out, lse, g, gq, gk, gv, d) => attentionBackward(q, k, v, out, lse, g, gq, gk, gv, d, gemm),
     softmax: (x, out, rows, cols, log) => a.softmax(x, out, rows, cols, log),
     softmaxBackward: (y, gy, gx, rows, cols, log) => a.softmaxBackward(y, gy, gx, rows, cols, log),
     gather: (table, ids, d, out) => a.gather(table, ids, d, out),

@@ -66,11 +66,14 @@ function scratch(n: number): [Float32Array, Float32Array] {
   if (scratchA.length < n) { scratchA = new Float32Array(n); scratchB = new Float32Array(n); }
   return [scratchA.subarray(0, n), scratchB.subarray(0, n)];
 }
-const mm = (a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean, accumulate: boolean): void =>
-  gemmRef(a, b, c, { batch: 1, m, n, k, transA, transB, aBatchStride: 0, bBatchStride: 0, accumulate });
+/** The GEMM the fused attention runs on (a backend passes its own, e.g. the native one). */
+export type Gemm = typeof gemmRef;
+type Mm = (a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean, accumulate: boolean) => void;
+const mmWith = (g: Gemm): Mm => (a, b, c, m, n, k, transA, transB, accumulate) =>
+  g(a, b, c, { batch: 1, m, n, k, transA, transB, aBatchStride: 0, bBatchStride: 0, accumulate });
 
 /** P = softmax(scale·q·kᵀ + mask) for one head into p [T, S] (masked entries 0), using lse when given. */
-function headProbs(q: Float32Array, k: Float32Array, p: Float32Array, d: AttentionDims, lse: Float32Array | null, lseOut: Float32Array | null): void {
+function headProbs(mm: Mm, q: Float32Array, k: Float32Array, p: Float32Array, d: AttentionDims, lse: Float32Array | null, lseOut: Float32Array | null): void {
   const { T, S, D, scale } = d;
   mm(q, k, p, T, S, D, false, true, false); // [T, S]
   for (let t = 0; t < T; t++) {
@@ -95,14 +98,15 @@ function headProbs(q: Float32Array, k: Float32Array, p: Float32Array, d: Attenti
  * a time; nothing is kept for backward but the row log-sum-exp), out = P·v. The GEMMs make this as fast
  * as the unfused composition without its memory.
  */
-export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, d: AttentionDims): void {
+export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, d: AttentionDims, gemm: Gemm = gemmRef): void {
+  const mm = mmWith(gemm);
   const { B, H, Hkv, T, S, D } = d;
   const rep = H / Hkv;
   const [p] = scratch(T * S);
   for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) {
     const kvh = Math.floor(h / rep);
     const qo = (b * H + h) * T * D, ko = (b * Hkv + kvh) * S * D, lo = (b * H + h) * T;
-    headProbs(q.subarray(qo, qo + T * D), k.subarray(ko, ko + S * D), p, d, null, lse.subarray(lo, lo + T));
+    headProbs(mm, q.subarray(qo, qo + T * D), k.subarray(ko, ko + S * D), p, d, null, lse.subarray(lo, lo + T));
     mm(p, v.subarray(ko, ko + S * D), out.subarray(qo, qo + T * D), T, D, S, false, false, false);
   }
 }
@@ -113,8 +117,9 @@ export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Arr
  */
 export function attentionBackward(
   q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, gOut: Float32Array,
-  gq: Float32Array, gk: Float32Array, gv: Float32Array, d: AttentionDims,
+  gq: Float32Array, gk: Float32Array, gv: Float32Array, d: AttentionDims, gemm: Gemm = gemmRef,
 ): void {
+  const mm = mmWith(gemm);
   const { B, H, Hkv, T, S, D, scale } = d;
   const rep = H / Hkv;
   gk.fill(0);
@@ -125,7 +130,7 @@ export function attentionBackward(
     const qo = (b * H + h) * T * D, ko = (b * Hkv + kvh) * S * D, lo = (b * H + h) * T;
     const qh = q.subarray(qo, qo + T * D), kh = k.subarray(ko, ko + S * D), vh = v.subarray(ko, ko + S * D);
     const go = gOut.subarray(qo, qo + T * D), oh = out.subarray(qo, qo + T * D);
-    headProbs(qh, kh, p, d, lse.subarray(lo, lo + T), null);
+    headProbs(mm, qh, kh, p, d, lse.subarray(lo, lo + T), null);
     mm(p, go, gv.subarray(ko, ko + S * D), S, D, T, true, false, true); // dV += Pᵀ·dO
     mm(go, vh, dp, T, S, D, false, true, false); // dP = dO·vᵀ
     for (let t = 0; t < T; t++) {

@@ -177,5 +177,6 @@ export const refBackend: Backend = {
   matmul: gemmRef,
   softmax, softmaxBackward, gather, scatterAdd,
   normForward, normBackward,
-  attention: attentionForward, attentionBackward,
+  attention: (q, k, v, out, lse, d) => attentionForward(q, k, v, out, lse, d),
+  attentionBackward: (q, k, v, out, lse, g, gq, gk, gv, d) => attentionBackward(q, k, v, out, lse, g, gq, gk, gv, d),
 };

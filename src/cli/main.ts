@@ -5,7 +5,10 @@
  */
 import { Command, CommanderError } from 'commander';
 import { UserError } from '../errors.js';
+import { selectBackend } from '../backend/native.js';
+import { setBackend } from '../tensor/tensor.js';
 import { registerDemo } from './demo.js';
+import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
 import { registerGenerate } from './generate.js';
 import { registerTokenizer } from './tokenizer.js';
@@ -24,12 +27,14 @@ export function buildProgram(): Command {
   registerEval(program);
   registerTokenizer(program);
   registerDemo(program);
+  registerDoctor(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
   try {
+    setBackend(selectBackend()); // native when the addon loaded (LMDISTILL_BACKEND=ref|native to force)
     await buildProgram().parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {

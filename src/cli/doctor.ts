@@ -1,0 +1,40 @@
+/** `lmdistill doctor`: what this installation runs with — backend, CPU features, threads, optional parts. */
+import os from 'node:os';
+import type { Command } from 'commander';
+import { nativeInfo } from '../backend/native.js';
+import { getBackend } from '../tensor/tensor.js';
+import { VERSION } from './version.js';
+
+export function registerDoctor(program: Command): void {
+  program
+    .command('doctor')
+    .description('print the backend in use, CPU features, thread count and optional components')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) => {
+      const n = nativeInfo();
+      let onnx = 'not installed (optional: npm install onnxruntime-node)';
+      try {
+        await import('onnxruntime-node');
+        onnx = 'available';
+      } catch { /* optional dependency */ }
+      const info = {
+        version: VERSION,
+        node: process.version,
+        backend: getBackend().name,
+        native: n.available ? { isa: n.isa, supported: n.supportedIsas, threads: n.threads } : { unavailable: n.reason },
+        cpu: os.cpus()[0]?.model ?? 'unknown',
+        cores: os.cpus().length,
+        env: { LMDISTILL_BACKEND: process.env.LMDISTILL_BACKEND ?? '(auto)', LMDISTILL_THREADS: process.env.LMDISTILL_THREADS ?? '(all cores)' },
+        onnxruntime: onnx,
+      };
+      if (o.json) { process.stdout.write(JSON.stringify(info) + '\n'); return; }
+      const lines = [
+        `lmdistill ${info.version} on Node ${info.node}`,
+        `backend:   ${info.backend}${n.available ? ` (native ${n.isa}, ${n.threads} threads; CPU supports ${n.supportedIsas.join(', ')})` : ` (native unavailable: ${n.reason})`}`,
+        `cpu:       ${info.cpu}, ${info.cores} cores`,
+        `env:       LMDISTILL_BACKEND=${info.env.LMDISTILL_BACKEND} LMDISTILL_THREADS=${info.env.LMDISTILL_THREADS}`,
+        `onnx:      ${onnx}`,
+      ];
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+}
