@@ -1,8 +1,8 @@
 /**
  * Starting and stopping the OpenAI-compatible server for a model in this process.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { createAdaptorServer } from '@hono/node-server';
 import { parseWith } from '../config/zod.js';
 import { UserError } from '../errors.js';
@@ -61,6 +61,21 @@ export async function startServer(
       resolve();
     });
   });
+  // Requests in flight per connection, so shutdown can drop every connection with nothing to finish —
+  // including ones a client opened ahead of time and never used, which closeIdleConnections() keeps.
+  const inFlight = new Map<Socket, number>();
+  server.on('connection', (sock: Socket) => {
+    inFlight.set(sock, 0);
+    sock.once('close', () => inFlight.delete(sock));
+  });
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const sock = req.socket;
+    inFlight.set(sock, (inFlight.get(sock) ?? 0) + 1);
+    res.once('close', () => { if (inFlight.has(sock)) inFlight.set(sock, inFlight.get(sock)! - 1); });
+  });
+  const dropIdle = () => {
+    for (const [sock, n] of inFlight) if (n === 0) sock.destroy();
+  };
   const addr = server.address() as AddressInfo;
   const hostPart = addr.family === 'IPv6' || addr.address.includes(':') ? `[${addr.address}]` : addr.address;
   let closing: Promise<void> | undefined;
@@ -74,12 +89,16 @@ export async function startServer(
       closing ??= new Promise<void>((resolve) => {
         queue.close();
         const timer = setTimeout(() => server.closeAllConnections(), opts.shutdownGraceMs);
+        // keep-alive connections become idle as their last response ends: close them as they do
+        const sweep = setInterval(dropIdle, 25);
         timer.unref();
+        sweep.unref();
         server.close(() => {
           clearTimeout(timer);
+          clearInterval(sweep);
           resolve();
         });
-        server.closeIdleConnections();
+        dropIdle();
       });
       return closing;
     },
