@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadTrainConfig } from '../../src/config/load.js';
 import { createModel } from '../../src/models/registry.js';
+import { Mixture } from '../../src/distill/mixture.js';
 
 const CONFIGS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'configs');
 const files = fs.readdirSync(CONFIGS, { recursive: true, encoding: 'utf8' })
@@ -41,5 +42,12 @@ for (const file of files) {
     assert.ok(cfg.train.warmup_steps < cfg.train.steps, `warmup_steps ${cfg.train.warmup_steps} >= steps ${cfg.train.steps}`);
     assert.ok(cfg.train.min_lr <= cfg.train.lr, `min_lr ${cfg.train.min_lr} > lr ${cfg.train.lr}`);
     t.diagnostic(`${model.config.model_type}: ${(model.numParameters() / 1e6).toFixed(2)}M parameters`);
+    if (cfg.distill) {
+      // the objective mixture parses (unknown objectives/options are errors) and accepts the teacher kind
+      const mixture = Mixture.parse(cfg.distill.loss, `${file}: distill.loss`);
+      const sparse = cfg.distill.top_k > 0 || 'url' in cfg.distill.teacher || 'cache' in cfg.distill.teacher;
+      if (mixture.needsTeacher) mixture.checkTeacher(sparse ? 'sparse' : 'dense');
+      t.diagnostic(`distill: ${mixture.parts.map((p) => `${p.weight}×${p.key}`).join(' + ')}, regime ${cfg.distill.regime.kind}`);
+    }
   });
 }
