@@ -47,7 +47,10 @@ export interface BuildCacheOptions {
   k: number;
   /** the cache directory (created if missing; resumed if it holds a compatible cache) */
   dir: string;
-  /** rows per shard (default 256, or the existing cache's) — memory held per shard in flight ≈ shardRecords · recordBytes */
+  /**
+   * rows per shard (default: as many as fit in 16 MiB of records, between 1 and 4096; or the existing
+   * cache's). Each shard in flight is held in memory until committed.
+   */
   shardRecords?: number;
   /** rows per teacher call (default 8) */
   batchSize?: number;
@@ -73,6 +76,14 @@ export interface CacheBuildResult {
 }
 
 const LOCK_FILE = '.lock';
+
+/**
+ * Rows per shard when not given: ~16 MiB of records. Fewer, larger shards keep the manifest (rewritten
+ * at every commit) small; the cap bounds the memory a shard in flight holds and the work a crash redoes.
+ */
+export function defaultShardRecords(recordBytes: number): number {
+  return Math.max(1, Math.min(4096, Math.floor((16 << 20) / recordBytes)));
+}
 
 function pidAlive(pid: number): boolean {
   try {
@@ -186,7 +197,7 @@ export async function buildTeacherCache(opts: BuildCacheOptions): Promise<CacheB
       }
       manifest = { ...m, shards: good, complete: good.length === shardCount(m.rows, m.shardRecords) };
     } else {
-      const shardRecords = opts.shardRecords ?? 256;
+      const shardRecords = opts.shardRecords ?? defaultShardRecords(recordBytes);
       if (!Number.isInteger(shardRecords) || shardRecords < 1) throw new UserError(`shard size must be a positive integer, got ${shardRecords}`, 2);
       manifest = {
         format: CACHE_FORMAT, version: CACHE_VERSION, k, vocabSize: V, seqLen: T, idBytes, logprobDtype: 'F16',
@@ -266,6 +277,7 @@ export async function buildTeacherCache(opts: BuildCacheOptions): Promise<CacheB
     const errors: Error[] = [];
     const alive = teachers.map(() => true);
     let rowsComputed = 0, inFlight = 0;
+    let fatal: Error | undefined;
     // Workers that find the queue empty wait while batches are in flight: a failing teacher puts its batch back.
     let waiters: (() => void)[] = [];
     const wakeAll = (): void => { const w = waiters; waiters = []; for (const f of w) f(); };
@@ -297,7 +309,13 @@ export async function buildTeacherCache(opts: BuildCacheOptions): Promise<CacheB
             }
             return;
           }
-          store(job, r);
+          try {
+            store(job, r);
+          } catch (e) { // writing failed (disk full, permissions): stop everyone, committed shards stay
+            fatal ??= e as Error;
+            alive.fill(false);
+            return;
+          }
           rowsComputed += job.rows;
         } finally {
           inFlight--;
@@ -308,6 +326,7 @@ export async function buildTeacherCache(opts: BuildCacheOptions): Promise<CacheB
     const workers: Promise<void>[] = [];
     teachers.forEach((_, ti) => { for (let c = 0; c < conc[ti]; c++) workers.push(worker(ti)); });
     await Promise.all(workers);
+    if (fatal) throw fatal;
     if (queue.length > 0 || shards.size > 0) {
       if (opts.signal?.aborted) return { manifest, rowsComputed, resumedRows };
       const first = errors[0] ?? new Error('teacher cache build stopped with work left');

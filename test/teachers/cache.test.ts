@@ -1,0 +1,493 @@
+/**
+ * The on-disk top-k teacher cache: round trip against the in-process LocalTeacher (ids exact, logprobs to
+ * fp16 precision), resume after a real SIGKILL of a child process mid-build (no row lost or duplicated),
+ * several teachers splitting the work (byte-identical result, a failing teacher dropped), corrupt files
+ * as UserErrors, reads touching only the records asked for, and the CLI command.
+ *
+ * Run with LMD_CACHE_CHILD set, this file is the child process of the kill test instead (no tests).
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { BatchLoader } from '../../src/data/loader.js';
+import { packTokens, type PackedDataset } from '../../src/data/packing.js';
+import { UserError } from '../../src/errors.js';
+import { createModel, loadPretrained, savePretrained } from '../../src/models/registry.js';
+import { CachedTeacher, datasetFingerprint, readManifest, type CacheManifest } from '../../src/teachers/cache.js';
+import { buildTeacherCache } from '../../src/teachers/cache-build.js';
+import { LocalTeacher } from '../../src/teachers/local.js';
+import type { Teacher, TeacherBatch, TopK } from '../../src/teachers/teacher.js';
+import { Rng } from '../../src/util/rng.js';
+import { FIXTURES } from '../helpers/fixtures.js';
+
+const THIS_FILE = fileURLToPath(import.meta.url);
+const HF = path.join(FIXTURES, 'hf', 'gpt2-tiny'); // V = 64, n_positions = 32
+
+/** A packed dataset of `rows` rows of random ids in [0, V) (seeded). */
+function randomDataset(rows: number, T: number, V: number, seed: number): PackedDataset {
+  const rng = new Rng(seed);
+  const stream = Int32Array.from({ length: rows * T + 1 }, () => rng.int(V));
+  return packTokens(stream, T);
+}
+const rowInput = (d: PackedDataset, r: number): Int32Array => d.get(r).slice(0, d.seqLen);
+const batchOfRows = (d: PackedDataset, rows: number[]): TeacherBatch => {
+  const input = new Int32Array(rows.length * d.seqLen);
+  rows.forEach((r, i) => input.set(rowInput(d, r), i * d.seqLen));
+  return { input, batchSize: rows.length, seqLen: d.seqLen };
+};
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Wraps a teacher: counts calls, optionally sleeps per call or throws from call `failAt` on. */
+class Wrapped implements Teacher {
+  calls = 0;
+  readonly dense: boolean;
+  readonly vocabSize: number;
+  constructor(private readonly inner: Teacher, readonly name: string, private readonly opts: { delayMs?: number; failAt?: number } = {}) {
+    this.dense = inner.dense;
+    this.vocabSize = inner.vocabSize;
+  }
+  async topk(batch: TeacherBatch, k: number): Promise<TopK> {
+    const n = ++this.calls;
+    if (this.opts.delayMs) await sleep(this.opts.delayMs);
+    if (this.opts.failAt !== undefined && n >= this.opts.failAt) throw new Error(`${this.name}: connection reset`);
+    return this.inner.topk(batch, k);
+  }
+  logits(batch: TeacherBatch): Promise<Float32Array> { return this.inner.logits(batch); }
+  async close(): Promise<void> {}
+}
+
+/**
+ * A deterministic synthetic teacher of any vocabulary size (exercises uint32 ids): position t's top-k
+ * depends on the prefix input[0..t] only, like a causal model.
+ */
+class FakeTeacher implements Teacher {
+  readonly dense = false;
+  constructor(readonly vocabSize: number, readonly name = 'fake') {}
+  async topk(batch: TeacherBatch, k: number): Promise<TopK> {
+    const { batchSize: B, seqLen: T, input } = batch;
+    const ids = new Int32Array(B * T * k), logprobs = new Float32Array(B * T * k);
+    for (let b = 0; b < B; b++) {
+      let h = 2166136261;
+      for (let t = 0; t < T; t++) {
+        h = Math.imul(h ^ input[b * T + t], 16777619) >>> 0;
+        for (let j = 0; j < k; j++) {
+          const o = (b * T + t) * k + j;
+          ids[o] = (h + j * 7919) % this.vocabSize;
+          logprobs[o] = -(j + 1) * 0.731 - (h % 1000) / 997;
+        }
+      }
+    }
+    return { k, ids, logprobs };
+  }
+  async logits(): Promise<Float32Array> { throw new Error('not dense'); }
+  async close(): Promise<void> {}
+}
+
+// ------------------------------------------------------------------ child mode (kill test)
+interface ChildArgs { dir: string; rows: number; T: number; seed: number; k: number; shardRecords: number; batchSize: number; delayMs: number }
+const CHILD = process.env.LMD_CACHE_CHILD;
+if (CHILD) {
+  const a = JSON.parse(CHILD) as ChildArgs;
+  const dataset = randomDataset(a.rows, a.T, 64, a.seed);
+  const teacher = new Wrapped(new LocalTeacher(loadPretrained(HF), 'gpt2-tiny'), 'gpt2-tiny', { delayMs: a.delayMs });
+  await buildTeacherCache({ teachers: [teacher], dataset, k: a.k, dir: a.dir, shardRecords: a.shardRecords, batchSize: a.batchSize, teacherName: 'gpt2-tiny' });
+  process.stdout.write('done\n');
+} else {
+  registerTests();
+}
+
+// ------------------------------------------------------------------ checks
+/** fp16 keeps 11 significant bits: |error| ≤ |x|·2^-11 (+ subnormal spacing); 2e-5 covers batch-size numerics. */
+const fp16Close = (got: number, want: number): boolean => Math.abs(got - want) <= Math.abs(want) * 2 ** -11 + 2e-5;
+
+/**
+ * `got` [R, T, k] must equal the teacher's top-k of each row: ids exact (a swap is allowed only between
+ * near-tied entries) and logprobs within fp16 precision. `truth(r)` gives the full sorted distribution [T, V].
+ */
+function assertRowsMatch(got: TopK, rows: number[], T: number, V: number, truth: (r: number) => TopK): void {
+  const k = got.k;
+  assert.equal(got.ids.length, rows.length * T * k);
+  rows.forEach((r, i) => {
+    const tr = truth(r);
+    for (let t = 0; t < T; t++) {
+      const lpOf = new Map<number, number>();
+      for (let j = 0; j < V; j++) lpOf.set(tr.ids[t * V + j], tr.logprobs[t * V + j]);
+      for (let j = 0; j < k; j++) {
+        const o = (i * T + t) * k + j;
+        const id = got.ids[o], want = tr.ids[t * V + j];
+        if (id !== want) assert.ok(Math.abs(lpOf.get(id)! - tr.logprobs[t * V + j]) < 1e-5, `row ${r} t ${t} slot ${j}: id ${id} ≠ ${want} and not a near-tie`);
+        assert.ok(fp16Close(got.logprobs[o], lpOf.get(id)!), `row ${r} t ${t} slot ${j}: logprob ${got.logprobs[o]} vs ${lpOf.get(id)}`);
+      }
+    }
+  });
+}
+
+/** Every row is listed exactly once: shard indices 0..n-1 in order, contiguous row ranges covering [0, rows). */
+function assertManifestCovers(m: CacheManifest): void {
+  assert.equal(m.complete, true);
+  let next = 0;
+  m.shards.forEach((s, i) => {
+    assert.equal(s.index, i);
+    assert.equal(s.firstRow, next);
+    next += s.count;
+  });
+  assert.equal(next, m.rows);
+}
+
+const leftovers = (dir: string): string[] => fs.readdirSync(dir).filter((f) => f.includes('.tmp-') || f === '.lock');
+
+function registerTests(): void {
+  let tmp: string;
+  let local: LocalTeacher;
+  const truthCache = new Map<string, TopK>();
+  /** LocalTeacher's full sorted distribution of one row (batch of 1). */
+  const truthOf = (d: PackedDataset) => (r: number): TopK => {
+    const key = `${datasetFingerprint(d)}:${r}`;
+    let t = truthCache.get(key);
+    if (!t) {
+      const logits = local.logitsSync({ input: rowInput(d, r), batchSize: 1, seqLen: d.seqLen });
+      t = topkSync(logits, 64);
+      truthCache.set(key, t);
+    }
+    return t;
+  };
+  before(() => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lmd-cache-'));
+    local = new LocalTeacher(loadPretrained(HF), 'gpt2-tiny');
+  });
+  after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  test('round trip: cached top-k equals LocalTeacher (by row index and by content), format documented in the manifest', async () => {
+    const d = randomDataset(29, 16, 64, 1);
+    const dir = path.join(tmp, 'roundtrip');
+    const res = await buildTeacherCache({ teachers: [local], dataset: d, k: 8, dir, shardRecords: 8, batchSize: 3 });
+    assert.equal(res.rowsComputed, 29);
+    const m = readManifest(dir);
+    assertManifestCovers(m);
+    assert.equal(m.shards.length, 4); // 8 + 8 + 8 + 5
+    assert.deepEqual([m.k, m.vocabSize, m.seqLen, m.idBytes, m.recordBytes], [8, 64, 16, 2, 8 * 16 * 4]);
+    assert.equal(m.teacher, 'gpt2-tiny');
+    assert.equal(m.datasetFingerprint, datasetFingerprint(d));
+    assert.deepEqual(leftovers(dir), []);
+
+    const cache = CachedTeacher.open(dir, { dataset: d, verify: true });
+    try {
+      assert.equal(cache.bytesPerToken, 32); // k · (2 + 2)
+      assert.equal(cache.dense, false);
+      const all = Array.from({ length: 29 }, (_, i) => i);
+      assertRowsMatch(cache.topkForRows(all), all, 16, 64, truthOf(d));
+      // a prefix of the stored top-8 is the top-3
+      const three = cache.topkForRows([5, 28], 3);
+      const eight = cache.topkForRows([5, 28], 8);
+      for (let p = 0; p < 2 * 16; p++) for (let j = 0; j < 3; j++) assert.equal(three.ids[p * 3 + j], eight.ids[p * 8 + j]);
+      // the trainer's (shuffled) batches are found by content
+      const loader = new BatchLoader(d, { batchSize: 5, seed: 7 });
+      for (let i = 0; i < 3; i++) {
+        const b = loader.next();
+        const rows = Array.from(cache.lookupRows(b));
+        assert.ok(rows.every((r) => r >= 0));
+        for (let j = 0; j < 5; j++) assert.deepEqual(rowInput(d, rows[j]), b.input.subarray(j * 16, (j + 1) * 16));
+        const viaContent = await cache.topk(b, 8);
+        assert.deepEqual(viaContent, cache.topkForRows(rows, 8));
+      }
+      await assert.rejects(cache.topk(batchOfRows(randomDataset(1, 16, 64, 99), [0]), 8), (e: Error) => e instanceof UserError && /not in the teacher cache/.test(e.message));
+      await assert.rejects(cache.topk(batchOfRows(d, [0]), 9), (e: Error) => e instanceof UserError && /holds the top 8/.test(e.message));
+      await assert.rejects(cache.topk({ input: new Int32Array(8), batchSize: 1, seqLen: 8 }, 4), (e: Error) => e instanceof UserError && /sequences of 16 tokens/.test(e.message));
+      await assert.rejects(cache.logits(batchOfRows(d, [0])), UserError);
+      assert.throws(() => cache.topkForRows([29]), UserError);
+    } finally {
+      await cache.close();
+    }
+    // rerunning a finished build computes nothing
+    const again = await buildTeacherCache({ teachers: [local], dataset: d, k: 8, dir, batchSize: 3 });
+    assert.equal(again.rowsComputed, 0);
+    assert.equal(again.resumedRows, 29);
+  });
+
+  test('uint32 ids (V > 65536) and records at odd offsets round-trip exactly', async () => {
+    const V = 70_000, T = 5, k = 3; // T·k odd: uint32 ids start unaligned in most records
+    const fake = new FakeTeacher(V);
+    const d = randomDataset(13, T, V, 2);
+    const dir = path.join(tmp, 'u32');
+    await buildTeacherCache({ teachers: [fake], dataset: d, k, dir, shardRecords: 4, batchSize: 3 });
+    const cache = CachedTeacher.open(dir, { dataset: d });
+    try {
+      assert.equal(cache.manifest.idBytes, 4);
+      assert.equal(cache.bytesPerToken, 3 * (4 + 2));
+      const rows = Array.from({ length: 13 }, (_, i) => i);
+      const got = cache.topkForRows(rows);
+      const want = await fake.topk(batchOfRows(d, rows), k);
+      assert.deepEqual(got.ids, want.ids);
+      for (let i = 0; i < want.logprobs.length; i++) assert.ok(fp16Close(got.logprobs[i], want.logprobs[i]), `${i}: ${got.logprobs[i]} vs ${want.logprobs[i]}`);
+      assert.ok(want.ids.some((id) => id > 65535), 'the test exercises ids above uint16');
+    } finally {
+      await cache.close();
+    }
+  });
+
+  test('SIGKILL of a child process mid-build (twice), then rerun: every row equals the teacher, none lost or duplicated', { timeout: 60_000 }, async () => {
+    const args: ChildArgs = { dir: path.join(tmp, 'killed'), rows: 90, T: 16, seed: 3, k: 6, shardRecords: 5, batchSize: 2, delayMs: 12 };
+    const d = randomDataset(args.rows, args.T, 64, args.seed);
+    const env: NodeJS.ProcessEnv = { ...process.env, LMD_CACHE_CHILD: JSON.stringify(args) };
+    delete env.NODE_TEST_CONTEXT;
+    const shardsListed = (): number => {
+      try { return (JSON.parse(fs.readFileSync(path.join(args.dir, 'manifest.json'), 'utf8')) as CacheManifest).shards.length; } catch { return 0; }
+    };
+    for (const [killAt, jitterMs] of [[2, 7], [7, 23]] as const) {
+      const child = spawn(process.execPath, ['--import', 'tsx', THIS_FILE], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+      await new Promise<void>((resolve, reject) => {
+        const timer = setInterval(() => {
+          if (shardsListed() >= killAt) {
+            clearInterval(timer);
+            setTimeout(() => child.kill('SIGKILL'), jitterMs); // mid-batch, mid-write or mid-rename: anywhere
+          }
+        }, 3);
+        child.on('exit', (code, signal) => {
+          clearInterval(timer);
+          if (signal === 'SIGKILL') resolve();
+          else reject(new Error(`child finished before it was killed (code ${code}): ${stderr}`));
+        });
+      });
+      const m = readManifest(args.dir); // always a valid manifest, listing only complete shards
+      assert.ok(!m.complete && m.shards.length >= killAt, `killed after ${m.shards.length} shards`);
+      const cache = CachedTeacher.open(args.dir, { dataset: d, verify: true, allowPartial: true });
+      const rows = m.shards.flatMap((s) => Array.from({ length: s.count }, (_, i) => s.firstRow + i));
+      assertRowsMatch(cache.topkForRows(rows), rows, args.T, 64, truthOf(d));
+      await cache.close();
+    }
+    assert.ok(fs.existsSync(path.join(args.dir, '.lock')), 'the killed child left its lock behind (taken over below)');
+
+    // the rerun (same arguments) finishes the job
+    const counted = new Wrapped(local, 'gpt2-tiny');
+    const res = await buildTeacherCache({ teachers: [counted], dataset: d, k: args.k, dir: args.dir, shardRecords: args.shardRecords, batchSize: args.batchSize, teacherName: 'gpt2-tiny' });
+    assert.ok(res.resumedRows >= 35 && res.resumedRows < args.rows, `resumed ${res.resumedRows}`);
+    assert.equal(res.resumedRows + res.rowsComputed, args.rows, 'each row computed once by the final run or kept from before');
+    assert.equal(counted.calls, (res.rowsComputed / args.shardRecords) * 3, 'only the missing shards were asked for (3 batches each: 2 + 2 + 1 rows)');
+    assertManifestCovers(readManifest(args.dir));
+    assert.deepEqual(leftovers(args.dir), []);
+    const cache = CachedTeacher.open(args.dir, { dataset: d, verify: true });
+    const all = Array.from({ length: args.rows }, (_, i) => i);
+    assertRowsMatch(cache.topkForRows(all), all, args.T, 64, truthOf(d));
+    await cache.close();
+  });
+
+  test('crash between shard write and manifest update, stale temp files and lock: the rerun redoes exactly the unlisted shards', async () => {
+    const d = randomDataset(20, 16, 64, 4);
+    const dir = path.join(tmp, 'window');
+    await buildTeacherCache({ teachers: [local], dataset: d, k: 4, dir, shardRecords: 4, batchSize: 4 });
+    const full = fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8');
+    const m = JSON.parse(full) as CacheManifest;
+    // shard 3 written but not listed; shard 4 half-written under its final name; a temp file of shard 2
+    m.shards = m.shards.filter((s) => s.index !== 3 && s.index !== 4);
+    m.complete = false;
+    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(m));
+    const s4 = path.join(dir, 'shard-000004.bin');
+    fs.truncateSync(s4, 100);
+    fs.writeFileSync(path.join(dir, 'shard-000002.bin.tmp-999-abc'), 'partial');
+    fs.writeFileSync(path.join(dir, '.lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname() }));
+    const counted = new Wrapped(local, 'gpt2-tiny');
+    const res = await buildTeacherCache({ teachers: [counted], dataset: d, k: 4, dir, batchSize: 4 });
+    assert.equal(res.rowsComputed, 8);
+    assert.equal(counted.calls, 2);
+    assert.equal(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'), full, 'the same manifest as the uninterrupted build');
+    assert.deepEqual(leftovers(dir), []);
+    const cache = CachedTeacher.open(dir, { dataset: d, verify: true });
+    const all = Array.from({ length: 20 }, (_, i) => i);
+    assertRowsMatch(cache.topkForRows(all), all, 16, 64, truthOf(d));
+    await cache.close();
+  });
+
+  test('several teachers split the work (work stealing, concurrency) with a byte-identical result; a failing teacher is dropped', async () => {
+    const d = randomDataset(40, 16, 64, 5);
+    const one = path.join(tmp, 'one'), many = path.join(tmp, 'many');
+    await buildTeacherCache({ teachers: [local], dataset: d, k: 5, dir: one, shardRecords: 6, batchSize: 2, teacherName: 'gpt2-tiny' });
+    const a = new Wrapped(local, 'a', { delayMs: 2 });
+    const b = new Wrapped(new LocalTeacher(loadPretrained(HF)), 'b', { delayMs: 5 });
+    const flaky = new Wrapped(local, 'flaky', { failAt: 3 });
+    const logs: string[] = [];
+    const progress: number[] = [];
+    const res = await buildTeacherCache({
+      teachers: [a, b, flaky], concurrency: [2, 1, 1], dataset: d, k: 5, dir: many, shardRecords: 6, batchSize: 2, teacherName: 'gpt2-tiny',
+      onLog: (m) => logs.push(m), onProgress: (p) => progress.push(p.rowsDone),
+    });
+    assert.equal(res.rowsComputed, 40);
+    assert.ok(a.calls > 0 && b.calls > 0, `both healthy teachers worked (a ${a.calls}, b ${b.calls})`);
+    assert.equal(flaky.calls, 3, 'the flaky teacher was dropped at its first failure');
+    assert.ok(logs.some((l) => /flaky failed and is dropped/.test(l)), logs.join('\n'));
+    assert.deepEqual(progress, [...progress].sort((x, y) => x - y));
+    assert.equal(progress.at(-1), 40);
+    for (const f of fs.readdirSync(one)) assert.deepEqual(fs.readFileSync(path.join(many, f)), fs.readFileSync(path.join(one, f)), f);
+
+    // every teacher failing: the error surfaces, committed shards stay
+    const dead = path.join(tmp, 'dead');
+    await assert.rejects(buildTeacherCache({ teachers: [new Wrapped(local, 'x', { failAt: 4 })], dataset: d, k: 5, dir: dead, shardRecords: 6, batchSize: 2 }),
+      (e: Error) => e instanceof UserError && /connection reset/.test(e.message) && /rerun to resume/.test(e.message));
+    assert.equal(readManifest(dead).shards.length, 1); // 3 batches of 2 rows = shard 0
+    assert.deepEqual(leftovers(dead), []);
+  });
+
+  test('corrupt or mismatched caches are UserErrors naming the file', async () => {
+    const V = 64, d = randomDataset(12, 8, V, 6);
+    const src = path.join(tmp, 'pristine');
+    await buildTeacherCache({ teachers: [new FakeTeacher(V)], dataset: d, k: 4, dir: src, shardRecords: 5, batchSize: 5 });
+    let n = 0;
+    const copy = (): string => {
+      const dir = path.join(tmp, `corrupt${n++}`);
+      fs.cpSync(src, dir, { recursive: true });
+      return dir;
+    };
+    const shard1 = (dir: string): string => path.join(dir, 'shard-000001.bin');
+    const rejects = (f: () => unknown, re: RegExp): void => assert.throws(f, (e: Error) => e instanceof UserError && re.test(e.message), String(re));
+
+    let dir = copy();
+    fs.truncateSync(shard1(dir), fs.statSync(shard1(dir)).size - 3);
+    rejects(() => CachedTeacher.open(dir), /shard-000001\.bin: \d+ bytes, expected \d+ \(truncated/);
+
+    dir = copy();
+    fs.rmSync(shard1(dir));
+    rejects(() => CachedTeacher.open(dir), /shard-000001\.bin: cannot open \(ENOENT\)/);
+
+    dir = copy(); // a flipped bit inside a record: caught by its CRC on read, and by sha256 with verify
+    const fd = fs.openSync(shard1(dir), 'r+');
+    const byte = Buffer.alloc(1);
+    fs.readSync(fd, byte, 0, 1, 64 + 20); // record 0 of shard 1 = row 5
+    byte[0] ^= 0x10;
+    fs.writeSync(fd, byte, 0, 1, 64 + 20);
+    fs.closeSync(fd);
+    rejects(() => CachedTeacher.open(dir, { verify: true }), /shard-000001\.bin is corrupt \(sha256 mismatch\)/);
+    const c = CachedTeacher.open(dir);
+    assert.equal(c.topkForRows([4, 9]).k, 4); // other shards and records are fine
+    rejects(() => c.topkForRows([5]), /shard-000001\.bin is corrupt \(record of row 5 fails its CRC-32\)/);
+    await c.close();
+
+    dir = copy(); // a header from another cache
+    const f = fs.openSync(shard1(dir), 'r+');
+    fs.writeSync(f, Buffer.from([9]), 0, 1, 12);
+    fs.closeSync(f);
+    rejects(() => CachedTeacher.open(dir), /shard-000001\.bin: header does not match/);
+
+    dir = copy();
+    fs.writeFileSync(path.join(dir, 'manifest.json'), '{"format": "lmdistill-topk-cache", "vers');
+    rejects(() => CachedTeacher.open(dir), /manifest\.json is corrupt \(invalid JSON/);
+    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ ...readManifest(src), k: 0 }));
+    rejects(() => CachedTeacher.open(dir), /manifest\.json is not a valid teacher-cache manifest: k:/);
+    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ ...readManifest(src), recordBytes: 7 }));
+    rejects(() => CachedTeacher.open(dir), /manifest\.json is inconsistent: recordBytes/);
+    fs.rmSync(path.join(dir, 'manifest.json'));
+    rejects(() => CachedTeacher.open(dir), /is not a teacher cache \(no manifest\.json\)/);
+
+    // wrong dataset, incomplete cache, resuming with other settings
+    rejects(() => CachedTeacher.open(src, { dataset: randomDataset(12, 8, V, 7) }), /built for a different dataset \(12 rows of 8 tokens.*with different tokens/);
+    rejects(() => CachedTeacher.open(src, { dataset: randomDataset(13, 8, V, 6) }), /built for a different dataset/);
+    dir = copy();
+    const m = readManifest(dir);
+    fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ ...m, shards: m.shards.slice(0, 1), complete: false }));
+    rejects(() => CachedTeacher.open(dir), /is incomplete \(1\/3 shards\): rerun/);
+    const partial = CachedTeacher.open(dir, { allowPartial: true });
+    rejects(() => partial.topkForRows([7]), /row 7 is not in the teacher cache .* yet/);
+    await partial.close();
+    await assert.rejects(buildTeacherCache({ teachers: [new FakeTeacher(V)], dataset: d, k: 3, dir: src, batchSize: 5 }), (e: Error) => e instanceof UserError && /another k \(4 there, 3 here\)/.test(e.message));
+    await assert.rejects(buildTeacherCache({ teachers: [new FakeTeacher(V)], dataset: randomDataset(12, 8, V, 8), k: 4, dir: src }), (e: Error) => e instanceof UserError && /another dataset/.test(e.message));
+    await assert.rejects(buildTeacherCache({ teachers: [new FakeTeacher(V, 'other')], dataset: d, k: 4, dir: src }), (e: Error) => e instanceof UserError && /teacher \("fake" there, "other" here/.test(e.message));
+    await assert.rejects(buildTeacherCache({ teachers: [new FakeTeacher(32)], dataset: d, k: 4, dir: path.join(tmp, 'vocab') }), (e: Error) => e instanceof UserError && /vocabulary has 32 tokens/.test(e.message));
+  });
+
+  test('reading touches only the records asked for (never whole shards)', async () => {
+    const d = randomDataset(400, 16, 64, 9);
+    const dir = path.join(tmp, 'big');
+    await buildTeacherCache({ teachers: [new FakeTeacher(64)], dataset: d, k: 8, dir, shardRecords: 400, batchSize: 50 });
+    const m = readManifest(dir);
+    const shardBytes = m.shards[0].bytes; // ≈ 210 KB
+    const cache = CachedTeacher.open(dir, { dataset: d });
+    try {
+      assert.equal(cache.stats.bytesRead, 0, 'open reads headers only (through a separate check)');
+      cache.topkForRows([5, 200, 399]);
+      assert.equal(cache.stats.bytesRead, 3 * m.recordBytes + 4 * 400, 'three records + the CRC table');
+      await cache.topk(batchOfRows(d, [17, 300]), 8);
+      assert.equal(cache.stats.bytesRead, 5 * m.recordBytes + 4 * 400 + 8 * 400, '+ two records + the row-key table');
+      assert.ok(cache.stats.bytesRead < shardBytes / 10, `${cache.stats.bytesRead} of ${shardBytes} bytes`);
+      assert.equal(cache.stats.records, 5);
+    } finally {
+      await cache.close();
+    }
+  });
+
+  describe('lmdistill teacher-cache', () => {
+    test('scores a config\'s split with a model folder, resumes as a no-op, and rejects a teacher with a smaller vocabulary', async () => {
+      const { registerTeacherCache } = await import('../../src/cli/teacher-cache.js');
+      const root = path.join(tmp, 'cli');
+      const dataDir = path.join(root, 'data');
+      fs.mkdirSync(dataDir, { recursive: true });
+      const words = 'the whale ship sea captain ahab white boat harpoon water deep ocean'.split(' ');
+      const rng = new Rng(11);
+      for (let i = 0; i < 6; i++) fs.writeFileSync(path.join(dataDir, `d${i}.txt`), Array.from({ length: 150 }, () => words[rng.int(words.length)]).join(' '));
+      const teacherDir = path.join(root, 'teacher');
+      savePretrained(createModel({ model_type: 'gpt2', vocab_size: 280, n_positions: 16, n_embd: 16, n_layer: 1, n_head: 2 }, 1), teacherDir);
+      const cacheDir = path.join(root, 'cache');
+      const cfg = path.join(root, 'distill.yaml');
+      fs.writeFileSync(cfg, [
+        `out_dir: ${JSON.stringify(path.join(root, 'run'))}`,
+        `data: { source: { dir: ${JSON.stringify(dataDir)} }, seq_len: 8, val_fraction: 0.3 }`,
+        'tokenizer: { vocab_size: 270 }',
+        'model: { model_type: gpt2, n_embd: 16, n_layer: 1, n_head: 2 }',
+        `distill: { teacher: { cache: ${JSON.stringify(cacheDir)} }, top_k: 4 }`,
+      ].join('\n') + '\n');
+      const run = async (args: string[]): Promise<string> => {
+        const program = new Command().exitOverride();
+        registerTeacherCache(program);
+        const out: string[] = [];
+        const write = process.stdout.write.bind(process.stdout);
+        const errWrite = process.stderr.write.bind(process.stderr);
+        process.stdout.write = ((s: string) => { out.push(String(s)); return true; }) as typeof process.stdout.write;
+        process.stderr.write = (() => true) as typeof process.stderr.write; // progress lines
+        try {
+          await program.parseAsync(['teacher-cache', ...args], { from: 'user' });
+        } finally {
+          process.stdout.write = write;
+          process.stderr.write = errWrite;
+        }
+        return out.join('');
+      };
+      const first = JSON.parse(await run(['--config', cfg, '--teacher', teacherDir, '--shard-records', '16', '--json'])) as Record<string, number | string | boolean>;
+      assert.equal(first.complete, true);
+      assert.equal(first.k, 4); // from distill.top_k
+      assert.equal(first.dir, cacheDir); // from distill.teacher.cache
+      assert.equal(first.bytes_per_token, 16);
+      assert.equal(first.rows_computed, first.rows);
+      const m = readManifest(cacheDir);
+      assert.equal(m.teacher, `local:${teacherDir}`);
+      assert.match(m.tokenizer ?? '', /^sha256:[0-9a-f]{64}$/);
+      const second = JSON.parse(await run(['--config', cfg, '--teacher', teacherDir, '--json'])) as Record<string, number>;
+      assert.equal(second.rows_computed, 0);
+      assert.equal(second.rows_resumed, first.rows);
+      const val = await run(['--config', cfg, '--teacher', teacherDir, '--split', 'val', '--out', path.join(root, 'valcache'), '--k', '2']);
+      assert.match(val, /wrote .*valcache.*manifest\.json: \d+ sequences × 8 tokens, top-2, 8 B\/token/);
+      await assert.rejects(run(['--config', cfg, '--teacher', HF]), (e: Error) => e instanceof UserError && /has 64 tokens but the tokenizer/.test(e.message));
+      await assert.rejects(run(['--config', cfg, '--teacher', path.join(root, 'missing')]), (e: Error) => e instanceof UserError && /no such file or directory/.test(e.message));
+    });
+  });
+}
+
+/** Sorted full distribution [T, V] from logits [T, V] (as topkFromLogits with k = V). */
+function topkSync(logits: Float32Array, V: number): TopK {
+  const T = logits.length / V;
+  const ids = new Int32Array(T * V), logprobs = new Float32Array(T * V);
+  for (let t = 0; t < T; t++) {
+    const row = logits.subarray(t * V, (t + 1) * V);
+    let mx = -Infinity;
+    for (const x of row) mx = Math.max(mx, x);
+    let s = 0;
+    for (const x of row) s += Math.exp(x - mx);
+    const lse = mx + Math.log(s);
+    const order = Array.from({ length: V }, (_, j) => j).sort((a, b) => row[b] - row[a] || a - b);
+    order.forEach((id, j) => { ids[t * V + j] = id; logprobs[t * V + j] = row[id] - lse; });
+  }
+  return { k: V, ids, logprobs };
+}
