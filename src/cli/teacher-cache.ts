@@ -1,7 +1,8 @@
 /**
  * `lmdistill teacher-cache`: scores a config's dataset split with one or more teachers and writes the
  * top-k cache (src/teachers/cache.ts) that `distill.teacher: {cache: DIR}` reads. Resumable: rerun the
- * same command after an interruption or crash. Ctrl-C stops after the shards in flight are committed.
+ * same command after an interruption or crash. Ctrl-C finishes and commits the shards already started,
+ * then stops; a second Ctrl-C quits at once (nothing committed is lost either way).
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';

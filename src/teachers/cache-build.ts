@@ -63,7 +63,7 @@ export interface BuildCacheOptions {
   onProgress?: (p: CacheBuildProgress) => void;
   /** notices: resumed, shard redone, teacher dropped */
   onLog?: (msg: string) => void;
-  /** stop early (committed shards stay; rerun to finish) */
+  /** stop early: shards already started are finished and committed, no new one is begun; rerun to finish */
   signal?: AbortSignal;
 }
 
@@ -226,7 +226,15 @@ export async function buildTeacherCache(opts: BuildCacheOptions): Promise<CacheB
       const first = s * shardRecords, count = Math.min(shardRecords, dataset.length - first);
       for (let r = 0; r < count; r += batchSize) queue.push({ shard: s, first: first + r, rows: Math.min(batchSize, count - r) });
     }
-    const take = (): (typeof queue)[number] | undefined => queue.shift();
+    // After an abort only batches of shards already started are handed out, so those shards still commit.
+    const started = new Set<number>();
+    const take = (): (typeof queue)[number] | undefined => {
+      const i = opts.signal?.aborted ? queue.findIndex((j) => started.has(j.shard)) : 0;
+      if (i < 0 || i >= queue.length) return undefined;
+      const job = queue.splice(i, 1)[0];
+      started.add(job.shard);
+      return job;
+    };
 
     const commit = (w: ShardWork): void => {
       const crcs = new Uint32Array(w.count), keys = Buffer.alloc(ROW_KEY_BYTES * w.count);
@@ -246,6 +254,7 @@ export async function buildTeacherCache(opts: BuildCacheOptions): Promise<CacheB
       manifest.complete = manifest.shards.length === nShards;
       writeFileAtomic(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 1) + '\n');
       shards.delete(w.index);
+      started.delete(w.index);
       rowsDone += w.count;
       progress();
     };
@@ -284,7 +293,7 @@ export async function buildTeacherCache(opts: BuildCacheOptions): Promise<CacheB
     const worker = async (ti: number): Promise<void> => {
       const t = teachers[ti];
       for (;;) {
-        if (!alive[ti] || opts.signal?.aborted) return;
+        if (!alive[ti]) return;
         const job = take();
         if (!job) {
           if (inFlight === 0) return;

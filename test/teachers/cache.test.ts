@@ -333,6 +333,25 @@ function registerTests(): void {
     assert.deepEqual(leftovers(dead), []);
   });
 
+  test('abort: the shards already started are finished and committed (no teacher call wasted), the rerun does the rest', async () => {
+    const d = randomDataset(60, 8, 64, 12);
+    const dir = path.join(tmp, 'abort');
+    const fake = new FakeTeacher(64);
+    const t = new Wrapped(fake, 'fake', { delayMs: 1 });
+    const ac = new AbortController();
+    const res = await buildTeacherCache({
+      teachers: [t], concurrency: 3, dataset: d, k: 4, dir, shardRecords: 10, batchSize: 4, signal: ac.signal,
+      onProgress: (p) => { if (p.shardsDone >= 1) ac.abort(); },
+    });
+    const m = res.manifest;
+    assert.ok(!m.complete && m.shards.length >= 1 && m.shards.length < 6, `${m.shards.length} shards committed`);
+    assert.equal(t.calls, m.shards.length * 3, 'every batch asked for belongs to a committed shard (3 batches per shard: 4 + 4 + 2 rows)');
+    assert.deepEqual(leftovers(dir), []);
+    const rest = await buildTeacherCache({ teachers: [fake], dataset: d, k: 4, dir, batchSize: 4 });
+    assert.equal(rest.rowsComputed + rest.resumedRows, 60);
+    assertManifestCovers(rest.manifest);
+  });
+
   test('corrupt or mismatched caches are UserErrors naming the file', async () => {
     const V = 64, d = randomDataset(12, 8, V, 6);
     const src = path.join(tmp, 'pristine');
