@@ -23,6 +23,7 @@
  * model + request body: a restarted job re-asks nothing it already has.
  */
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
+import { setMaxListeners } from 'node:events';
 import { z } from 'zod';
 import { parseWith } from '../config/zod.js';
 import { UserError } from '../errors.js';
@@ -81,6 +82,11 @@ const responseSchema = z.object({
 });
 type CompletionResponse = z.output<typeof responseSchema>;
 
+/** One topk() call's shared state. */
+interface Job {
+  failed: boolean;
+}
+
 /** One sequence's top-k rows: [T·k] ids and logprobs. */
 interface SeqTopK {
   ids: Int32Array;
@@ -130,6 +136,8 @@ export class OpenAITeacher implements Teacher {
     this.vocabSize = this.options.vocabSize ?? tokenizer.vocabSize;
     this.name = `openai:${this.options.baseURL}`;
     this.sendTokenIds = this.options.tokenIds !== 'never';
+    // every request and backoff listens on this signal: many in flight are expected, not a leak
+    setMaxListeners(0, this.closer.signal);
     this.client = new OpenAI({
       baseURL: this.options.baseURL,
       // the SDK insists on a key; servers without auth ignore this placeholder (vLLM's convention)
@@ -164,9 +172,11 @@ export class OpenAITeacher implements Teacher {
     const per = this.options.promptsPerRequest;
     const groups: number[][] = [];
     for (let b = 0; b < B; b += per) groups.push(Array.from({ length: Math.min(per, B - b) }, (_, i) => b + i));
+    // After the first failure the batch is lost: requests still waiting for a slot are not sent.
+    const job: Job = { failed: false };
     await Promise.all(groups.map(async (rows) => {
       const seqs = rows.map((b) => Array.from(input.subarray(b * T, (b + 1) * T)));
-      const got = await this.complete(model, seqs, kk);
+      const got = await this.complete(model, seqs, kk, job);
       rows.forEach((b, i) => {
         ids.set(got[i]!.ids, b * T * kk);
         logprobs.set(got[i]!.logprobs, b * T * kk);
@@ -175,7 +185,7 @@ export class OpenAITeacher implements Teacher {
     return { k: kk, ids, logprobs };
   }
 
-  async logits(): Promise<Float32Array> {
+  async logits(_batch: TeacherBatch): Promise<Float32Array> {
     throw new UserError(`teacher ${this.url} is an API teacher: it gives top-k logprobs only (dense = false); use a sparse objective or a local teacher for full logits`, 2);
   }
 
@@ -205,7 +215,7 @@ export class OpenAITeacher implements Teacher {
    * top-k rows ([T·k] ids and logprobs). A response is cached only after it was fully decoded, so
    * nothing unusable is ever stored.
    */
-  private async complete(model: string, seqs: number[][], k: number): Promise<SeqTopK[]> {
+  private async complete(model: string, seqs: number[][], k: number, job: Job): Promise<SeqTopK[]> {
     const body = (withIds: boolean): Record<string, unknown> => ({
       model,
       prompt: seqs.length === 1 ? seqs[0] : seqs,
@@ -220,10 +230,10 @@ export class OpenAITeacher implements Teacher {
       const req = body(withIds);
       const key = ResponseCache.key({ url: this.url, body: req });
       try {
-        return await this.once(key, req, (r) => this.extract(r, seqs, k));
+        return await this.once(key, req, (r) => this.extract(r, seqs, k), job);
       } catch (e) {
         // A strict server (OpenAI's own) rejects vLLM's field: ask again without it.
-        if (withIds && this.options.tokenIds === 'auto' && e instanceof RejectedError && /return_tokens_as_token_ids/.test(`${e.param ?? ''} ${e.message}`)) {
+        if (withIds && this.rejectsTokenIds(e)) {
           this.sendTokenIds = false;
           continue;
         }
@@ -233,7 +243,7 @@ export class OpenAITeacher implements Teacher {
   }
 
   /** Cache lookup, else one deduplicated, concurrency-limited, retried request. */
-  private once(key: string, body: Record<string, unknown>, extract: (r: CompletionResponse) => SeqTopK[]): Promise<SeqTopK[]> {
+  private once(key: string, body: Record<string, unknown>, extract: (r: CompletionResponse) => SeqTopK[], job: Job): Promise<SeqTopK[]> {
     const cached = this.cache?.get(key);
     if (cached !== undefined) {
       const parsed = responseSchema.safeParse(cached);
@@ -246,6 +256,7 @@ export class OpenAITeacher implements Teacher {
     let p = this.inflight.get(key);
     if (!p) {
       p = this.withSlot(() => this.withRetries('POST /completions', async (signal, attempt) => {
+        if (job.failed) throw new UserError(`teacher ${this.url}: request abandoned (another request of the batch failed)`);
         this.onEvent({ type: 'request', url: this.url, prompts: Array.isArray((body.prompt as unknown[])[0]) ? (body.prompt as unknown[]).length : 1, attempt });
         const raw: unknown = await this.client.completions.create(body as unknown as OpenAI.CompletionCreateParamsNonStreaming, { signal });
         const parsed = responseSchema.safeParse(raw);
@@ -256,10 +267,20 @@ export class OpenAITeacher implements Teacher {
         this.cache?.put(key, raw, { url: this.url, model: body.model, logprobs: body.logprobs });
         this.onEvent({ type: 'response', url: this.url, key, fromCache: false });
         return out;
+      }).catch((e: unknown) => {
+        // before the slot passes on, so the batch's next request sees it (a rejected
+        // return_tokens_as_token_ids is not fatal: `complete` asks again without it)
+        if (!('return_tokens_as_token_ids' in body && this.rejectsTokenIds(e))) job.failed = true;
+        throw e;
       })).finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
     }
     return p;
+  }
+
+  /** True for a 400 caused by vLLM's `return_tokens_as_token_ids` when tokenIds is 'auto'. */
+  private rejectsTokenIds(e: unknown): boolean {
+    return this.options.tokenIds === 'auto' && e instanceof RejectedError && /return_tokens_as_token_ids/.test(`${e.param ?? ''} ${e.message}`);
   }
 
   private async withSlot<T>(fn: () => Promise<T>): Promise<T> {
