@@ -61,6 +61,9 @@ export async function serveCommand(o: ServeFlags): Promise<void> {
     maxLogprobs: o.maxLogprobs, maxN: o.maxN, maxBodyBytes: o.maxBodyBytes,
   }, onEvent);
   process.stderr.write(`lmdistill serve: ${modelName} at ${server.url}${apiKey ? ' (API key required)' : ''} — Ctrl-C to stop\n`);
+  if (!apiKey && !/^(127\.|::1$|\[::1\]$|localhost$)/.test(o.host)) {
+    process.stderr.write(`lmdistill serve: warning: listening on ${o.host} without an API key; anyone who can reach this address can use the model (set --api-key or LMDISTILL_API_KEY)\n`);
+  }
 
   await new Promise<void>((resolve) => {
     let stopping = false;

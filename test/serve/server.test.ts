@@ -454,6 +454,34 @@ describe('auth, queue and faults', () => {
   });
 });
 
+test('a padded vocabulary (model ids the tokenizer lacks): never sampled, reported as token_id:N', async () => {
+  const padded = writeTinyModelFolder({ padVocab: 5, seed: 11 });
+  const loaded = loadModelAndTokenizer(padded);
+  const server = await startServer(loaded.model, loaded.tokenizer, { modelName: 'pad', port: 0, maxN: 8, maxLogprobs: 20 });
+  try {
+    const Vtok = loaded.tokenizer.vocabSize;
+    assert.equal(loaded.model.vocabSize, Vtok + 5);
+    // 8 × 100 draws at temperature 2 from a near-uniform 305-way distribution would hit the 5 padded ids
+    // almost surely (1 − (300/305)^800 > 0.9999) if the sampler allowed them
+    const r = await post(`${server.url}/completions`, { prompt: 'the', n: 8, max_tokens: 100, temperature: 2, seed: 5, logprobs: 20 });
+    assert.equal(r.status, 200, r.text);
+    let paddedInTop = 0;
+    for (const c of r.json.choices) {
+      for (const t of c.logprobs.tokens as string[]) assert.ok(!/^token_id:/.test(t), `sampled a padded id: ${t}`);
+      for (const d of c.logprobs.top_logprobs as Record<string, number>[]) {
+        for (const key of Object.keys(d)) {
+          const m = /^token_id:(\d+)$/.exec(key);
+          if (m) { assert.ok(Number(m[1]) >= Vtok); paddedInTop++; }
+        }
+      }
+    }
+    assert.ok(paddedInTop > 0, 'padded ids appear among the top logprobs, as token_id:N');
+  } finally {
+    await server.close();
+    fs.rmSync(padded, { recursive: true, force: true });
+  }
+});
+
 test('lmdistill serve (CLI process): URL on stderr, key from LMDISTILL_API_KEY, graceful SIGTERM', async () => {
   const s = await spawnServe(['--model', dir, '--port', '0', '--model-name', 'tiny-cli', '--max-logprobs', '7'], { LMDISTILL_API_KEY: 'envkey' });
   try {
