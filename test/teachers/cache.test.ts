@@ -22,8 +22,12 @@ import { CachedTeacher, datasetFingerprint, readManifest, type CacheManifest } f
 import { buildTeacherCache } from '../../src/teachers/cache-build.js';
 import { LocalTeacher } from '../../src/teachers/local.js';
 import type { Teacher, TeacherBatch, TopK } from '../../src/teachers/teacher.js';
+import { loadModelAndTokenizer } from '../../src/cli/model-folder.js';
+import { startServer } from '../../src/serve/server.js';
+import { OpenAITeacher } from '../../src/teachers/openai.js';
 import { Rng } from '../../src/util/rng.js';
 import { FIXTURES } from '../helpers/fixtures.js';
+import { englishText, writeTinyModelFolder } from '../serve/helpers.js';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const HF = path.join(FIXTURES, 'hf', 'gpt2-tiny'); // V = 64, n_positions = 32
@@ -331,6 +335,34 @@ function registerTests(): void {
       (e: Error) => e instanceof UserError && /connection reset/.test(e.message) && /rerun to resume/.test(e.message));
     assert.equal(readManifest(dead).shards.length, 1); // 3 batches of 2 rows = shard 0
     assert.deepEqual(leftovers(dead), []);
+  });
+
+  test('two OpenAI-compatible servers (lmdistill serve over loopback) split the work: same cache as the in-process teacher', { timeout: 30_000 }, async () => {
+    const folder = writeTinyModelFolder();
+    const { model, tokenizer } = loadModelAndTokenizer(folder);
+    const servers = await Promise.all([0, 1].map(() => startServer(model, tokenizer, { modelName: 'tiny', port: 0, maxLogprobs: 64 })));
+    try {
+      const d = packTokens(Int32Array.from(tokenizer.encode(englishText(3000))), 16);
+      const viaLocal = path.join(tmp, 'http-local'), viaHttp = path.join(tmp, 'http');
+      await buildTeacherCache({ teachers: [new LocalTeacher(model)], dataset: d, k: 6, dir: viaLocal, shardRecords: 16, batchSize: 4, teacherName: 'tiny' });
+      const clients = servers.map((s) => new OpenAITeacher({ baseURL: s.url, tokenizer, model: 'tiny', concurrency: 2 }));
+      const res = await buildTeacherCache({ teachers: clients, concurrency: 2, dataset: d, k: 6, dir: viaHttp, shardRecords: 16, batchSize: 4, teacherName: 'tiny' });
+      assert.equal(res.rowsComputed, d.length);
+      await Promise.all(clients.map((c) => c.close()));
+      const a = CachedTeacher.open(viaLocal, { dataset: d }), b = CachedTeacher.open(viaHttp, { dataset: d });
+      const rows = Array.from({ length: d.length }, (_, i) => i);
+      const ta = a.topkForRows(rows), tb = b.topkForRows(rows);
+      for (let i = 0; i < ta.ids.length; i++) {
+        // the server computes in its own batches: allow near-ties to swap and one fp16 step
+        if (ta.ids[i] !== tb.ids[i]) assert.ok(Math.abs(ta.logprobs[i] - tb.logprobs[i]) < 1e-3, `id at ${i}`);
+        assert.ok(fp16Close(tb.logprobs[i], ta.logprobs[i]) || Math.abs(tb.logprobs[i] - ta.logprobs[i]) <= Math.abs(ta.logprobs[i]) * 2 ** -10, `logprob at ${i}`);
+      }
+      await a.close();
+      await b.close();
+    } finally {
+      await Promise.all(servers.map((s) => s.close()));
+      fs.rmSync(folder, { recursive: true, force: true });
+    }
   });
 
   test('abort: the shards already started are finished and committed (no teacher call wasted), the rerun does the rest', async () => {
