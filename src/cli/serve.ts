@@ -39,6 +39,15 @@ export function registerServe(program: Command): void {
     .option('--max-n <n>', 'largest n (choices per prompt) a request may ask for (default 16)', intArg('--max-n'))
     .option('--max-body-bytes <n>', 'largest request body in bytes (default 8 MiB)', intArg('--max-body-bytes'))
     .option('--log', 'print one line per request on stderr')
+    .addHelpText('after', `
+Endpoints (OpenAI-compatible): GET /v1/models, POST /v1/completions, POST /v1/chat/completions, GET /health.
+Completions take a string, a list of strings, token ids or a list of token-id lists as prompt; logprobs: k,
+echo, n, stop, seed, stream, top_p, top_k and vLLM's return_tokens_as_token_ids ("token_id:123" tokens).
+A distillation teacher asks {prompt: [ids], echo: true, max_tokens: 1, logprobs: k} for the top-k at every
+position (raise --max-logprobs for large k).
+Chat has no model template: messages become "System: ...", "User: ...", "Assistant: ..." turns separated by
+a blank line, ending in "Assistant:"; replies stop at end-of-text, max_tokens, "\\nUser:" or "\\nSystem:".
+Over --max-concurrency + --max-queue requests get 429; errors are OpenAI JSON {"error": {...}}.`)
     .action(serveCommand);
 }
 

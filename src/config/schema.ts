@@ -125,6 +125,9 @@ export const distillSchema = z.strictObject({
   loss: z.unknown().default([{ objective: 'fkl' }]),
   top_k: z.number().int().min(0).default(0).describe('0 = full distributions when the teacher can give them; k > 0 = sparse top-k teacher'),
   regime: regimeSchema.default(regimeSchema.parse({})),
+  /** fused chunked LM head + loss: only `chunk_rows` rows of logits exist at a time (student and local teacher) */
+  fused: z.boolean().default(true),
+  chunk_rows: posInt.default(256),
 });
 export type DistillConfig = z.output<typeof distillSchema>;
 

@@ -2,6 +2,7 @@
  * What every causal LM offers the trainer, the distiller and the sampler, whatever its family.
  */
 import { Module } from '../nn/module.js';
+import { matmul } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import type { ModelConfig } from './config.js';
@@ -20,6 +21,13 @@ export interface ForwardOptions {
   outputHiddenStates?: boolean;
 }
 
+export interface HiddenOutput {
+  /** final (normed) hidden states [B, T, C], the input of the LM head */
+  hidden: Tensor;
+  /** numLayers + 1 tensors [B, T, C] when requested */
+  hiddenStates?: Tensor[];
+}
+
 export interface ForwardOutput {
   /** [B, T, V] */
   logits: Tensor;
@@ -35,8 +43,18 @@ export abstract class CausalLM extends Module {
   /** dropout masks draw from this (saved in checkpoints so a resumed run replays exactly) */
   dropoutRng = new Rng(0);
 
-  /** ids: B·T token ids, row-major [B, T]. */
-  abstract forward(ids: Int32Array, batch: number, seqLen: number, opts?: ForwardOptions): ForwardOutput;
+  /** Everything up to the LM head. ids: B·T token ids, row-major [B, T]. */
+  abstract forwardHidden(ids: Int32Array, batch: number, seqLen: number, opts?: ForwardOptions): HiddenOutput;
+
+  /** LM head weight [V, C] (logits = hidden · Wᵀ); tied models return the embedding table. */
+  abstract lmHeadWeight(): Tensor;
+
+  /** Logits [B, T, V] (and optionally the residual stream). ids: B·T token ids, row-major [B, T]. */
+  forward(ids: Int32Array, batch: number, seqLen: number, opts: ForwardOptions = {}): ForwardOutput {
+    const { hidden, hiddenStates } = this.forwardHidden(ids, batch, seqLen, opts);
+    const logits = matmul(hidden, this.lmHeadWeight(), true); // [B, T, V]
+    return hiddenStates ? { logits, hiddenStates } : { logits };
+  }
 
   /** HF tensor names that alias another parameter (tied embeddings): [alias, source]. */
   abstract tiedAliases(): [string, string][];

@@ -5,11 +5,11 @@
 import { attention, dropout, gelu } from '../nn/index.js';
 import { Conv1D, Embedding, LayerNorm } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
-import { add, matmul, narrow } from '../tensor/ops.js';
+import { add, narrow } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import { appendCache, mergeHeads, splitHeads } from './attention-util.js';
-import { CausalLM, checkIds, type ForwardOptions, type ForwardOutput, type KVCache } from './base.js';
+import { CausalLM, checkIds, type ForwardOptions, type HiddenOutput, type KVCache } from './base.js';
 import type { GPT2Config } from './config.js';
 
 class GPT2Attention extends Module {
@@ -95,7 +95,7 @@ export class GPT2LMHeadModel extends CausalLM {
     this.numLayers = config.n_layer;
   }
 
-  forward(ids: Int32Array, batch: number, seqLen: number, opts: ForwardOptions = {}): ForwardOutput {
+  forwardHidden(ids: Int32Array, batch: number, seqLen: number, opts: ForwardOptions = {}): HiddenOutput {
     const t = this.transformer;
     const offset = opts.cache?.length ?? 0;
     checkIds(ids, batch, seqLen, this.vocabSize, this.maxPositions, offset);
@@ -110,8 +110,11 @@ export class GPT2LMHeadModel extends CausalLM {
     x = t.ln_f.forward(x); // [B, T, C]
     if (opts.outputHiddenStates) hidden.push(x);
     if (opts.cache) opts.cache.length += seqLen;
-    const logits = matmul(x, t.wte.weight, true); // tied head: [B, T, V]
-    return opts.outputHiddenStates ? { logits, hiddenStates: hidden } : { logits };
+    return opts.outputHiddenStates ? { hidden: x, hiddenStates: hidden } : { hidden: x };
+  }
+
+  lmHeadWeight(): Tensor {
+    return this.transformer.wte.weight; // tied: [V, C]
   }
 
   tiedAliases(): [string, string][] {

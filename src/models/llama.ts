@@ -6,11 +6,11 @@
 import { attention, rope, ropeTables } from '../nn/functional.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
-import { add, matmul, mul, silu } from '../tensor/ops.js';
+import { add, mul, silu } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import { appendCache, mergeHeads, splitHeads } from './attention-util.js';
-import { CausalLM, checkIds, type ForwardOptions, type ForwardOutput, type KVCache } from './base.js';
+import { CausalLM, checkIds, type ForwardOptions, type HiddenOutput, type KVCache } from './base.js';
 import type { LlamaConfig } from './config.js';
 
 class LlamaAttention extends Module {
@@ -99,7 +99,7 @@ export class LlamaForCausalLM extends CausalLM {
     this.numLayers = config.num_hidden_layers;
   }
 
-  forward(ids: Int32Array, batch: number, seqLen: number, opts: ForwardOptions = {}): ForwardOutput {
+  forwardHidden(ids: Int32Array, batch: number, seqLen: number, opts: ForwardOptions = {}): HiddenOutput {
     const offset = opts.cache?.length ?? 0;
     checkIds(ids, batch, seqLen, this.vocabSize, this.maxPositions, offset);
     const { cos, sin } = ropeTables(seqLen, this.config.head_dim, this.config.rope_theta, offset); // [T, D]
@@ -112,8 +112,11 @@ export class LlamaForCausalLM extends CausalLM {
     x = this.model.norm.forward(x);
     if (opts.outputHiddenStates) hidden.push(x);
     if (opts.cache) opts.cache.length += seqLen;
-    const logits = this.lmHead ? this.lmHead.forward(x) : matmul(x, this.model.embed_tokens.weight, true); // [B, T, V]
-    return opts.outputHiddenStates ? { logits, hiddenStates: hidden } : { logits };
+    return opts.outputHiddenStates ? { hidden: x, hiddenStates: hidden } : { hidden: x };
+  }
+
+  lmHeadWeight(): Tensor {
+    return this.lmHead ? this.lmHead.weight : this.model.embed_tokens.weight; // [V, C]
   }
 
   tiedAliases(): [string, string][] {

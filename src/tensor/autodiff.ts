@@ -156,6 +156,17 @@ const vjp = {
     if (b && gb) grads.push(new Tensor(gb, b.shape));
     return grads;
   },
+  fusedLinearLoss: (g, node) => {
+    const [h, W] = node.inputs;
+    const scale = g.data[0];
+    const scaled = (d: Float32Array | null, shape: number[]): Tensor | null => {
+      if (!d) return null;
+      const o = new Float32Array(d.length);
+      for (let i = 0; i < d.length; i++) o[i] = d[i] * scale;
+      return new Tensor(o, shape);
+    };
+    return [scaled(node.params.saved.gh, h.shape), scaled(node.params.saved.gW, W.shape)];
+  },
   attention: (g, node, out) => {
     const [q, k, v] = node.inputs;
     const [B, H, T, D] = q.shape;

@@ -42,6 +42,11 @@ export interface PrimParams {
   norm: { eps: number; rms: boolean; saved: { mean: Float32Array; rstd: Float32Array } };
   /** inputs [q, k, v]: fused scaled-dot-product attention (GQA, causal); saved: per-row log-sum-exp */
   attention: { causal: boolean; scale: number; saved: { lse: Float32Array } };
+  /**
+   * inputs [h [N, C], W [V, C]]: a scalar loss of the logits h·Wᵀ computed chunk by chunk, whose input
+   * gradients were computed in the same pass (Liger-style fused linear + loss, src/distill/chunked.ts)
+   */
+  fusedLinearLoss: { saved: { gh: Float32Array | null; gW: Float32Array | null } };
 }
 
 export type Primitive = keyof PrimParams;

@@ -6,19 +6,24 @@
 import type { TrainConfig } from '../config/schema.js';
 import type { Batch, BatchLoader } from '../data/loader.js';
 import type { PreparedData } from '../data/prepare.js';
+import { fusedLinearLoss, type ChunkTargets, type RowLossFn } from '../distill/chunked.js';
+import { rowTargetAt } from '../distill/rows.js';
 import { bindObjective, Mixture, TaidSchedule, tokenMask, type SparseTeacher, type TaidScheduleOptions, type TaidScheduleState, type TeacherSignal } from '../distill/index.js';
 import { RegimeSampler, type RegimeState } from '../distill/regimes.js';
 import { UserError } from '../errors.js';
 import type { CausalLM } from '../models/base.js';
 import { reshape } from '../tensor/ops.js';
-import { noGrad, Tensor } from '../tensor/tensor.js';
+import { getBackend, noGrad, Tensor } from '../tensor/tensor.js';
 import { createTeacher, LocalTeacher } from '../teachers/index.js';
 import type { Teacher } from '../teachers/teacher.js';
 import type { LossFn, StepResult } from './trainer.js';
 import { crossEntropyLoss } from './trainer.js';
 
-/** A micro-batch with the teacher's signal attached (dense logits [N, V] or sparse top-k). */
-export type DistillBatch = Batch & { teacher?: TeacherSignal };
+/** A local teacher's final hidden states [N, C_T] and head [V, C_T]: its logits are made chunk by chunk. */
+interface TeacherHidden { h: Float32Array; W: Float32Array; C: number }
+
+/** A micro-batch with the teacher's signal attached (dense logits [N, V], sparse top-k, or hidden + head). */
+export type DistillBatch = Batch & { teacher?: TeacherSignal; teacherHidden?: TeacherHidden };
 
 export interface StepPlan {
   /** the micro-batches of optimizer step `step`, teacher signal attached */
@@ -46,6 +51,14 @@ export function trainingPlan(loader: BatchLoader): StepPlan {
     restore: () => {},
     close: async () => {},
   };
+}
+
+function teacherHidden(t: LocalTeacher, b: Batch): TeacherHidden {
+  return noGrad(() => {
+    const { hidden } = t.model.forwardHidden(b.input, b.batchSize, b.seqLen); // [B, T, C_T]
+    const W = t.model.lmHeadWeight();
+    return { h: hidden.data, W: W.data, C: W.shape[1] };
+  });
 }
 
 export async function distillPlan(cfg: TrainConfig, data: PreparedData, student: CausalLM, loader: BatchLoader): Promise<StepPlan> {
@@ -78,7 +91,45 @@ export async function distillPlan(cfg: TrainConfig, data: PreparedData, student:
   };
   const fkl = bindObjective('fkl', sparse ? { sparse: 'tail' } : {}, 'eval');
 
-  const lossFn: LossFn = (model, batch) => {
+  const V = student.vocabSize;
+  const chunkRows = d.chunk_rows;
+  /** Fused chunked head + loss: logits never exist for more than `chunk_rows` positions at a time. */
+  const fusedLoss: LossFn = (model, batch) => {
+    const b = batch as DistillBatch;
+    const N = b.batchSize * b.seqLen;
+    const { hidden } = model.forwardHidden(b.input, b.batchSize, b.seqLen); // [B, T, C]
+    const mask = tokenMask(N, { labels: b.target });
+    const partSums: Record<string, number> = {};
+    const scratch = new Float32Array(V);
+    const rowFn: RowLossFn = (z, tgt, grad) => {
+      grad.fill(0);
+      let L = 0;
+      for (const p of mixture.parts) {
+        if (p.weight === 0) continue;
+        const l = p.objective.rowLossGrad(z, tgt, scratch);
+        partSums[p.key] = (partSums[p.key] ?? 0) + l;
+        L += p.weight * l;
+        for (let j = 0; j < V; j++) grad[j] += p.weight * scratch[j];
+      }
+      return L;
+    };
+    const th = b.teacherHidden;
+    const tChunk = th ? new Float32Array(Math.min(chunkRows, N) * V) : null;
+    const targets: ChunkTargets = (c0, c1) => {
+      if (th && tChunk) {
+        getBackend().matmul(th.h.subarray(c0 * th.C, c1 * th.C), th.W, tChunk, { batch: 1, m: c1 - c0, n: V, k: th.C, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false });
+        return (r) => ({ teacher: { kind: 'dense', logits: tChunk.subarray((r - c0) * V, (r - c0 + 1) * V) }, label: b.target[r] });
+      }
+      const inputs = { student: hidden, teacher: b.teacher, labels: b.target };
+      return (r) => rowTargetAt(inputs, r, V);
+    };
+    const { loss } = fusedLinearLoss(reshape(hidden, [N, -1]), model.lmHeadWeight(), rowFn, targets, mask, chunkRows);
+    const count = mask.reduce((a, m) => a + m, 0);
+    const parts = Object.fromEntries(Object.entries(partSums).map(([k, v]) => [k, count ? v / count : 0]));
+    return { sum: loss, parts };
+  };
+
+  const unfusedLoss: LossFn = (model, batch) => {
     const b = batch as DistillBatch;
     const { logits } = model.forward(b.input, b.batchSize, b.seqLen); // [B, T, V]
     const N = b.batchSize * b.seqLen;
@@ -87,13 +138,16 @@ export async function distillPlan(cfg: TrainConfig, data: PreparedData, student:
     const { sum, parts } = mixture.maskedSum({ student, teacher: b.teacher, labels: b.target }, mask);
     return { sum, parts };
   };
+  const lossFn = d.fused ? fusedLoss : unfusedLoss;
+  const localTeacher = teacher instanceof LocalTeacher ? teacher : null;
 
   return {
     async microBatches(step, n) {
       const out: Batch[] = [];
       for (let i = 0; i < n; i++) {
         const b: DistillBatch = regime.next(step);
-        if (base.needsTeacher) b.teacher = await signal(b);
+        if (base.needsTeacher && d.fused && localTeacher && !sparse) b.teacherHidden = teacherHidden(localTeacher, b);
+        else if (base.needsTeacher) b.teacher = await signal(b);
         out.push(b);
       }
       return out;

@@ -80,6 +80,23 @@ for (const [name, regime, loss, topk] of [
   });
 }
 
+test('fused chunked and unfused distillation give the same training curve', { timeout: 300_000 }, async () => {
+  const mk = (out: string, fused: boolean) => config(out, {
+    distill: { teacher: { model: teacherDir }, loss: [{ objective: 'fkl', temperature: 2, weight: 0.7 }, { objective: 'ce', weight: 0.3 }], fused, chunk_rows: 20 },
+    train: { steps: 5, batch_size: 4, lr: 0.01, warmup_steps: 1, eval_every: 5, eval_batches: 2, checkpoint_every: 5 },
+  });
+  await runTraining(mk(path.join(tmp, 'fused'), true));
+  await runTraining(mk(path.join(tmp, 'unfused'), false));
+  const read = (d: string) => fs.readFileSync(path.join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.loss !== undefined);
+  const a = read(path.join(tmp, 'fused')), b = read(path.join(tmp, 'unfused'));
+  assert.equal(a.length, 5);
+  a.forEach((l, i) => {
+    for (const k of ['loss', 'fkl', 'ce', 'grad_norm']) {
+      assert.ok(Math.abs(l[k] - b[i][k]) <= 1e-4 * Math.max(1, Math.abs(b[i][k])), `step ${l.step} ${k}: fused ${l[k]} vs unfused ${b[i][k]}`);
+    }
+  });
+});
+
 test('an interrupted replay + TAID distillation resumes to identical losses', { timeout: 300_000 }, async () => {
   const mk = (out: string) => config(out, {
     ...distill([{ objective: 'taid', t_start: 0.3 }], { kind: 'replay', prompt_len: 8, init_threshold: 0.7, capacity: 8 }),
