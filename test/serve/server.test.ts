@@ -11,6 +11,7 @@ import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
 import { loadModelAndTokenizer } from '../../src/cli/model-folder.js';
+import { UserError } from '../../src/errors.js';
 import { gpt2ConfigSchema } from '../../src/models/config.js';
 import type { CausalLM, ForwardOptions, ForwardOutput } from '../../src/models/base.js';
 import { generate } from '../../src/models/generate.js';
@@ -383,6 +384,17 @@ describe('auth, queue and faults', () => {
       await assert.rejects(client.models.list(), (e: unknown) => e instanceof OpenAI.AuthenticationError);
     } finally {
       await server.close();
+    }
+  });
+
+  test('startServer: a port in use or an invalid option is a UserError naming it', async () => {
+    const first = await startServer(model, tokenizer, { modelName: 'tiny', port: 0 });
+    try {
+      await assert.rejects(startServer(model, tokenizer, { modelName: 'tiny', port: first.port }), (e: unknown) => e instanceof UserError && /port is in use/.test(e.message) && e.message.includes(String(first.port)));
+      await assert.rejects(startServer(model, tokenizer, { modelName: 'tiny', port: 0, maxConcurrency: 0 }), (e: unknown) => e instanceof UserError && /maxConcurrency/.test(e.message));
+      await assert.rejects(startServer(model, tokenizer, { modelName: 'two words', port: 0 }), (e: unknown) => e instanceof UserError && /modelName/.test(e.message));
+    } finally {
+      await first.close();
     }
   });
 
