@@ -219,7 +219,12 @@ export async function buildTeacherCache(opts: BuildCacheOptions): Promise<CacheB
 
     // ---------------------------------------------------------------- the work queue
     const done = new Set(manifest.shards.map((s) => s.index));
-    const queue: { shard: number; first: number; rows: number }[] = [];
+    // Batches in shard order (read through a head index: shift() on a long array is O(n) per call), plus
+    // batches given back by failed teachers, which go first.
+    type Job = { shard: number; first: number; rows: number };
+    const queue: Job[] = [];
+    let head = 0;
+    const retry: Job[] = [];
     const shards = new Map<number, ShardWork>();
     for (let s = 0; s < nShards; s++) {
       if (done.has(s)) continue;
@@ -227,11 +232,13 @@ export async function buildTeacherCache(opts: BuildCacheOptions): Promise<CacheB
       for (let r = 0; r < count; r += batchSize) queue.push({ shard: s, first: first + r, rows: Math.min(batchSize, count - r) });
     }
     // After an abort only batches of shards already started are handed out, so those shards still commit.
+    // Shards are started in queue order, so the only started shard with batches left in `queue` is queue[head]'s.
     const started = new Set<number>();
-    const take = (): (typeof queue)[number] | undefined => {
-      const i = opts.signal?.aborted ? queue.findIndex((j) => started.has(j.shard)) : 0;
-      if (i < 0 || i >= queue.length) return undefined;
-      const job = queue.splice(i, 1)[0];
+    const workLeft = (): boolean => head < queue.length || retry.length > 0;
+    const take = (): Job | undefined => {
+      if (retry.length > 0) return retry.pop();
+      if (head >= queue.length || (opts.signal?.aborted && !started.has(queue[head].shard))) return undefined;
+      const job = queue[head++];
       started.add(job.shard);
       return job;
     };
@@ -259,7 +266,7 @@ export async function buildTeacherCache(opts: BuildCacheOptions): Promise<CacheB
       progress();
     };
 
-    const store = (job: (typeof queue)[number], r: TopK): void => {
+    const store = (job: Job, r: TopK): void => {
       let w = shards.get(job.shard);
       if (!w) {
         const first = job.shard * shardRecords, count = Math.min(shardRecords, dataset.length - first);
@@ -310,7 +317,7 @@ export async function buildTeacherCache(opts: BuildCacheOptions): Promise<CacheB
             r = await t.topk(batch, k);
             checkTopK(t, r, job.rows, T, k, V);
           } catch (e) {
-            queue.unshift(job); // another teacher will do it
+            retry.push(job); // another teacher will do it
             if (alive[ti]) {
               alive[ti] = false;
               errors.push(e as Error);
@@ -336,7 +343,7 @@ export async function buildTeacherCache(opts: BuildCacheOptions): Promise<CacheB
     teachers.forEach((_, ti) => { for (let c = 0; c < conc[ti]; c++) workers.push(worker(ti)); });
     await Promise.all(workers);
     if (fatal) throw fatal;
-    if (queue.length > 0 || shards.size > 0) {
+    if (workLeft() || shards.size > 0) {
       if (opts.signal?.aborted) return { manifest, rowsComputed, resumedRows };
       const first = errors[0] ?? new Error('teacher cache build stopped with work left');
       if (first instanceof UserError) throw first;
