@@ -31,17 +31,18 @@ interface TeacherCacheOpts {
   teacherName?: string;
   serverModel?: string;
   apiKeyEnv?: string;
+  serverVocab?: number;
   threads?: number;
   json?: boolean;
 }
 
 /** Options of the OpenAI-compatible teacher that this command sets (the rest keep their defaults). */
 interface OpenAITeacherCtor {
-  new (o: { baseURL: string; tokenizer: BpeTokenizer; model?: string; apiKey?: string }): Teacher;
+  new (o: { baseURL: string; tokenizer: BpeTokenizer; model?: string; apiKey?: string; vocabSize?: number }): Teacher;
 }
 
 /** A teacher from `--teacher`: an http(s) URL, an .onnx file, or a Hugging Face model folder. */
-export async function openTeacherSource(spec: string, ctx: { tokenizer: BpeTokenizer; serverModel?: string; apiKey?: string; threads?: number }): Promise<Teacher> {
+export async function openTeacherSource(spec: string, ctx: { tokenizer: BpeTokenizer; serverModel?: string; apiKey?: string; serverVocab?: number; threads?: number }): Promise<Teacher> {
   if (/^https?:\/\//i.test(spec)) {
     let mod: { OpenAITeacher?: OpenAITeacherCtor };
     try {
@@ -51,7 +52,10 @@ export async function openTeacherSource(spec: string, ctx: { tokenizer: BpeToken
       throw new UserError(`--teacher ${spec}: the OpenAI-compatible teacher is not available in this build (${(e as Error).message.split('\n')[0]})`, 2);
     }
     if (!mod.OpenAITeacher) throw new UserError(`--teacher ${spec}: the OpenAI-compatible teacher is not available in this build`, 2);
-    return new mod.OpenAITeacher({ baseURL: spec, tokenizer: ctx.tokenizer, ...(ctx.serverModel ? { model: ctx.serverModel } : {}), ...(ctx.apiKey ? { apiKey: ctx.apiKey } : {}) });
+    return new mod.OpenAITeacher({
+      baseURL: spec, tokenizer: ctx.tokenizer,
+      ...(ctx.serverModel ? { model: ctx.serverModel } : {}), ...(ctx.apiKey ? { apiKey: ctx.apiKey } : {}), ...(ctx.serverVocab ? { vocabSize: ctx.serverVocab } : {}),
+    });
   }
   if (!fs.existsSync(spec)) throw new UserError(`--teacher ${spec}: no such file or directory (expected a model folder, an .onnx file or an http(s):// URL)`, 2);
   if (fs.statSync(spec).isFile()) {
@@ -86,6 +90,7 @@ export function registerTeacherCache(program: Command): void {
     .option('--teacher-name <name>', 'name recorded in the cache (default: the teachers\' names)')
     .option('--server-model <name>', 'model name to ask URL teachers for (default: the first the server lists)')
     .option('--api-key-env <var>', 'environment variable holding the API key of URL teachers')
+    .option('--server-vocab <n>', "vocabulary size of URL teachers' model when larger than the tokenizer's (padded vocabularies)", intArg('--server-vocab'))
     .option('--threads <n>', 'onnxruntime threads of .onnx teachers', intArg('--threads'))
     .option('--json', 'print the result as JSON')
     .action(teacherCacheCommand);
@@ -130,7 +135,7 @@ export async function teacherCacheCommand(o: TeacherCacheOpts): Promise<void> {
   };
   process.on('SIGINT', onSigint);
   try {
-    for (const s of sources) teachers.push(await openTeacherSource(s, { tokenizer: data.tokenizer, serverModel, apiKey, threads: o.threads }));
+    for (const s of sources) teachers.push(await openTeacherSource(s, { tokenizer: data.tokenizer, serverModel, apiKey, serverVocab: o.serverVocab, threads: o.threads }));
     for (const t of teachers) {
       if (t.vocabSize < data.tokenizer.vocabSize) {
         throw new UserError(`teacher ${t.name} has ${t.vocabSize} tokens but the tokenizer (${data.tokenizerOrigin}) has ${data.tokenizerOrigin === 'trained' ? 'been trained to ' : ''}${data.tokenizer.vocabSize}; teacher and student must share one tokenizer`, 2);
