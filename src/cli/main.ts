@@ -11,6 +11,7 @@ import { registerDemo } from './demo.js';
 import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
 import { registerGenerate } from './generate.js';
+import { registerServe } from './serve.js';
 import { registerTokenizer } from './tokenizer.js';
 import { registerDistill, registerTrain } from './train.js';
 import { VERSION } from './version.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerTokenizer(program);
   registerDemo(program);
   registerDoctor(program);
+  registerServe(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

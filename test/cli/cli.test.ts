@@ -48,8 +48,11 @@ describe('lmdistill CLI', { concurrency: true }, () => {
   describe('--help', () => {
     // Every command with the options (or subcommands) its help must document.
     const commands: [string[], string[]][] = [
-      [[], ['train', 'generate', 'eval', 'tokenizer', 'demo', '--version']],
+      [[], ['train', 'distill', 'generate', 'eval', 'tokenizer', 'demo', 'doctor', 'serve', '--version']],
       [['train'], ['--config', '--steps', '--out', '--fresh']],
+      [['distill'], ['--config', '--steps', '--out', '--fresh']],
+      [['serve'], ['--model', '--port', '--host', '--api-key', '--max-concurrency']],
+      [['doctor'], ['--json']],
       [['generate'], ['--model', '--prompt', '--tokenizer', '--max-new-tokens', '--temperature', '--top-k', '--top-p', '--seed']],
       [['eval'], ['--model', '--tokenizer', '--config', '--text', '--dir', '--jsonl', '--field', '--split', '--seq-len', '--batch-size', '--max-batches', '--json']],
       [['tokenizer'], ['train', 'encode', 'decode']],
