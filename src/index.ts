@@ -24,5 +24,5 @@ export { Rng } from './util/rng.js';
 export { selectBackend, nativeBackend, nativeInfo } from './backend/native.js';
 export { refBackend } from './backend/ref.js';
 export * from './distill/index.js';
-export { createTeacher, LocalTeacher, OpenAITeacher, type Teacher, type TeacherBatch, type TopK } from './teachers/index.js';
+export { createTeacher, LocalTeacher, OpenAITeacher, OnnxTeacher, CachedTeacher, buildTeacherCache, type Teacher, type TeacherBatch, type TopK } from './teachers/index.js';
 export { startServer, serveOptionsSchema } from './serve/index.js';

@@ -3,6 +3,7 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import { nativeInfo } from '../backend/native.js';
 import { getBackend } from '../tensor/tensor.js';
+import { loadOnnxRuntime } from '../teachers/onnx.js';
 import { VERSION } from './version.js';
 
 export function registerDoctor(program: Command): void {
@@ -14,7 +15,7 @@ export function registerDoctor(program: Command): void {
       const n = nativeInfo();
       let onnx = 'not installed (optional: npm install onnxruntime-node)';
       try {
-        await import('onnxruntime-node');
+        await loadOnnxRuntime();
         onnx = 'available';
       } catch { /* optional dependency */ }
       const info = {

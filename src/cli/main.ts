@@ -12,6 +12,7 @@ import { registerDoctor } from './doctor.js';
 import { registerEval } from './eval.js';
 import { registerGenerate } from './generate.js';
 import { registerServe } from './serve.js';
+import { registerTeacherCache } from './teacher-cache.js';
 import { registerTokenizer } from './tokenizer.js';
 import { registerDistill, registerTrain } from './train.js';
 import { VERSION } from './version.js';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerDoctor(program);
   registerServe(program);
+  registerTeacherCache(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

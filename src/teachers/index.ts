@@ -9,12 +9,17 @@ import type { BpeTokenizer } from '../tokenizer/index.js';
 import path from 'node:path';
 import { LocalTeacher } from './local.js';
 import { OpenAITeacher } from './openai.js';
+import { OnnxTeacher } from './onnx.js';
+import { CachedTeacher } from './cache.js';
+import type { PackedDataset } from '../data/packing.js';
 import type { Teacher } from './teacher.js';
 
 export interface TeacherContext {
   tokenizer: BpeTokenizer;
   /** run folder (default location of request caches) */
   outDir: string;
+  /** the training rows (a top-k cache is keyed by them) */
+  dataset?: PackedDataset;
 }
 
 export async function createTeacher(spec: TeacherSpec, ctx: TeacherContext): Promise<Teacher> {
@@ -27,9 +32,14 @@ export async function createTeacher(spec: TeacherSpec, ctx: TeacherContext): Pro
     });
   }
   if ('model' in spec) return new LocalTeacher(loadPretrained(spec.model), `local:${spec.model}`);
+  if ('onnx' in spec) return OnnxTeacher.open(spec.onnx);
+  if ('cache' in spec) return CachedTeacher.open(spec.cache, { dataset: ctx.dataset });
   throw new UserError(`distill.teacher ${JSON.stringify(spec)}: this teacher source is not available in this build yet`, 2);
 }
 
 export { LocalTeacher } from './local.js';
 export { OpenAITeacher, openaiTeacherOptionsSchema } from './openai.js';
+export { OnnxTeacher } from './onnx.js';
+export { CachedTeacher } from './cache.js';
+export { buildTeacherCache } from './cache-build.js';
 export type { Teacher, TeacherBatch, TopK } from './teacher.js';

@@ -14,7 +14,7 @@ import { UserError } from '../errors.js';
 import type { CausalLM } from '../models/base.js';
 import { reshape } from '../tensor/ops.js';
 import { getBackend, noGrad, Tensor } from '../tensor/tensor.js';
-import { createTeacher, LocalTeacher } from '../teachers/index.js';
+import { CachedTeacher, createTeacher, LocalTeacher } from '../teachers/index.js';
 import type { Teacher } from '../teachers/teacher.js';
 import type { LossFn, StepResult } from './trainer.js';
 import { crossEntropyLoss } from './trainer.js';
@@ -65,7 +65,7 @@ export async function distillPlan(cfg: TrainConfig, data: PreparedData, student:
   const d = cfg.distill!;
   const where = 'distill.loss';
   const base = Mixture.parse(d.loss, where);
-  const teacher: Teacher = await createTeacher(d.teacher, { tokenizer: data.tokenizer, outDir: cfg.out_dir });
+  const teacher: Teacher = await createTeacher(d.teacher, { tokenizer: data.tokenizer, outDir: cfg.out_dir, dataset: data.train });
   if (teacher.vocabSize !== student.vocabSize) {
     throw new UserError(`the teacher (${teacher.name}) has vocab_size ${teacher.vocabSize} but the student has ${student.vocabSize}; logit distillation needs a shared tokenizer (set tokenizer.path to the teacher's tokenizer.json)`, 2);
   }
@@ -160,6 +160,7 @@ export async function distillPlan(cfg: TrainConfig, data: PreparedData, student:
     },
     async evaluate(valBatches, valLoss) {
       regime.onValidation(valLoss);
+      if (teacher instanceof CachedTeacher) return {}; // a cache holds the training rows only
       const wasTraining = student.training;
       student.eval();
       let s = 0, n = 0;

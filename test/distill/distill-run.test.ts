@@ -11,6 +11,10 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { trainConfigSchema, type TrainConfig } from '../../src/config/schema.js';
 import { loadCorpus } from '../../src/data/corpus.js';
+import { prepareData } from '../../src/data/prepare.js';
+import { loadPretrained } from '../../src/models/registry.js';
+import { buildTeacherCache } from '../../src/teachers/cache-build.js';
+import { LocalTeacher } from '../../src/teachers/local.js';
 import { runTraining } from '../../src/train/run.js';
 
 let tmp = '';
@@ -95,6 +99,27 @@ test('fused chunked and unfused distillation give the same training curve', { ti
       assert.ok(Math.abs(l[k] - b[i][k]) <= 1e-4 * Math.max(1, Math.abs(b[i][k])), `step ${l.step} ${k}: fused ${l[k]} vs unfused ${b[i][k]}`);
     }
   });
+});
+
+test('distillation from an on-disk top-k teacher cache equals distillation from the live sparse teacher', { timeout: 300_000 }, async () => {
+  const mk = (out: string, teacher: Record<string, unknown>) => config(out, {
+    distill: { teacher, loss: [{ objective: 'fkl', sparse: 'tail' }], top_k: 8 },
+    tokenizer: { path: path.join(teacherDir, 'tokenizer.json') },
+    train: { steps: 4, batch_size: 4, lr: 0.01, warmup_steps: 1, eval_every: 4, eval_batches: 2, checkpoint_every: 4 },
+  });
+  // the cache is built over exactly the rows training will see
+  const live = mk(path.join(tmp, 'live'), { model: teacherDir });
+  const data = prepareData(live, path.join(tmp, 'live'));
+  const cacheDir = path.join(tmp, 'tcache');
+  const teacher = new LocalTeacher(loadPretrained(teacherDir));
+  await buildTeacherCache({ teachers: [teacher], dataset: data.train, k: 8, dir: cacheDir });
+  await runTraining(live);
+  await runTraining(mk(path.join(tmp, 'cached'), { cache: cacheDir }));
+  const read = (d: string) => fs.readFileSync(path.join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.loss !== undefined);
+  const a = read(path.join(tmp, 'live')), b = read(path.join(tmp, 'cached'));
+  assert.equal(b.length, 4);
+  // fp16 logprobs in the cache: losses agree to fp16 precision
+  a.forEach((l, i) => assert.ok(Math.abs(l.loss - b[i].loss) < 2e-3 * Math.max(1, l.loss), `step ${l.step}: live ${l.loss} vs cached ${b[i].loss}`));
 });
 
 test('an interrupted replay + TAID distillation resumes to identical losses', { timeout: 300_000 }, async () => {
