@@ -74,6 +74,12 @@ export interface Backend {
   normBackward(x: Float32Array, w: Float32Array, mean: Float32Array, rstd: Float32Array, gy: Float32Array, gx: Float32Array, gw: Float32Array, gb: Float32Array | null, rows: number, cols: number, rms: boolean): void;
   /** Fused scaled-dot-product attention; writes out and the per-row log-sum-exp lse [B, H, T]. */
   attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, dims: AttentionDims): void;
+  /**
+   * One AdamW update in place (torch semantics): w ← w·decay − stepSize·m̂/(√v̂ + eps) with
+   * m ← β1·m + (1−β1)·g, v ← β2·v + (1−β2)·g², decay = 1 − lr·wd, stepSize = lr/(1−β1ᵗ),
+   * √v̂ = √v/√(1−β2ᵗ). g may be null (treated as zeros).
+   */
+  adamw(w: Float32Array, g: Float32Array | null, m: Float32Array, v: Float32Array, a: { beta1: number; beta2: number; eps: number; decay: number; stepSize: number; sqrtBc2: number }): void;
   /** Backward of attention (recomputes probabilities from lse); overwrites gq, gk, gv. */
   attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, gOut: Float32Array, gq: Float32Array, gk: Float32Array, gv: Float32Array, dims: AttentionDims): void;
 }

@@ -164,6 +164,16 @@ function scatterAdd(src: Float32Array, ids: Int32Array, d: number, out: Float32A
   }
 }
 
+function adamw(w: Float32Array, g: Float32Array | null, m: Float32Array, v: Float32Array, a: { beta1: number; beta2: number; eps: number; decay: number; stepSize: number; sqrtBc2: number }): void {
+  const { beta1: b1, beta2: b2, eps, decay, stepSize, sqrtBc2 } = a;
+  for (let j = 0; j < w.length; j++) {
+    const gj = g ? g[j] : 0;
+    const mj = (m[j] = b1 * m[j] + (1 - b1) * gj);
+    const vj = (v[j] = b2 * v[j] + (1 - b2) * gj * gj);
+    w[j] = w[j] * decay - (stepSize * mj) / (Math.sqrt(vj) / sqrtBc2 + eps);
+  }
+}
+
 function contiguousStrides(shape: number[]): number[] {
   const s = new Array<number>(shape.length);
   let acc = 1;
@@ -176,7 +186,7 @@ export const refBackend: Backend = {
   unary, unaryBackward, binary, where, reduce, copyStrided,
   matmul: gemmRef,
   softmax, softmaxBackward, gather, scatterAdd,
-  normForward, normBackward,
+  normForward, normBackward, adamw,
   attention: (q, k, v, out, lse, d) => attentionForward(q, k, v, out, lse, d),
   attentionBackward: (q, k, v, out, lse, g, gq, gk, gv, d) => attentionBackward(q, k, v, out, lse, g, gq, gk, gv, d),
 };

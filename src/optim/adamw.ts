@@ -4,7 +4,7 @@
  *   p ← p − lr · (m / (1−β₁ᵗ)) / (√(v / (1−β₂ᵗ)) + eps)
  * Parameters with ndim ≥ 2 (matrices, embeddings) decay; biases and norm gains do not (nanoGPT/HF).
  */
-import type { Tensor } from '../tensor/tensor.js';
+import { getBackend, type Tensor } from '../tensor/tensor.js';
 
 export interface AdamWOptions {
   betas: [number, number];
@@ -37,16 +37,10 @@ export class AdamW {
     const stepSize = lr / bc1;
     const sqrtBc2 = Math.sqrt(bc2);
     const eps = this.opts.eps;
+    const be = getBackend();
     this.params.forEach((p, i) => {
-      const g = p.grad?.data;
-      const w = p.data, m = this.m[i], v = this.v[i];
       const decay = p.rank >= 2 ? 1 - lr * this.opts.weightDecay : 1;
-      for (let j = 0; j < w.length; j++) {
-        const gj = g ? g[j] : 0;
-        const mj = (m[j] = b1 * m[j] + (1 - b1) * gj);
-        const vj = (v[j] = b2 * v[j] + (1 - b2) * gj * gj);
-        w[j] = w[j] * decay - (stepSize * mj) / (Math.sqrt(vj) / sqrtBc2 + eps);
-      }
+      be.adamw(p.data, p.grad?.data ?? null, this.m[i], this.v[i], { beta1: b1, beta2: b2, eps, decay, stepSize, sqrtBc2 });
     });
   }
 }
