@@ -50,7 +50,11 @@ export async function trainCommand(o: { config: string; steps?: number; out?: st
         rep.start(e.totalSteps, e.startStep, 'train');
         break;
       case 'step':
-        rep.update(e.step, { loss: e.loss.toFixed(4), lr: e.lr.toExponential(2), 'tok/s': e.tokensPerSec.toFixed(0), ETA: fmtDuration(e.etaMs) });
+        rep.update(e.step, {
+          loss: e.loss.toFixed(4),
+          ...Object.fromEntries(Object.entries(e.parts).slice(0, 4).map(([k, v]) => [k, v.toFixed(4)])),
+          lr: e.lr.toExponential(2), 'tok/s': e.tokensPerSec.toFixed(0), ETA: fmtDuration(e.etaMs),
+        });
         break;
       case 'eval':
         rep.log(`step ${e.step}: val loss ${e.valLoss.toFixed(4)} · val ppl ${e.valPpl.toFixed(2)}${Object.entries(e.extra).map(([k, v]) => ` · ${k} ${v.toFixed(4)}`).join('')}`);

@@ -28,7 +28,7 @@ import { evaluateLoss, Trainer } from './trainer.js';
 export type TrainEvent =
   | { type: 'prepare'; stage: Parameters<PrepareProgress>[0]; done: number; total: number }
   | { type: 'start'; startStep: number; totalSteps: number; parameters: number; trainSequences: number; valSequences: number; unigramPpl: number; resumed: boolean; tokenizer: string }
-  | { type: 'step'; step: number; totalSteps: number; loss: number; lr: number; gradNorm: number; tokensPerSec: number; etaMs: number }
+  | { type: 'step'; step: number; totalSteps: number; loss: number; lr: number; gradNorm: number; tokensPerSec: number; etaMs: number; parts: Record<string, number> }
   | { type: 'eval'; step: number; valLoss: number; valPpl: number; extra: Record<string, number> }
   | { type: 'checkpoint'; step: number; dir: string }
   | { type: 'sample'; prompt: string; text: string }
@@ -173,7 +173,7 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
     const step = r.step + 1;
     const tokensPerSec = runTokens / (runMs / 1000);
     log({ step, loss: r.loss, lr: r.lr, grad_norm: r.gradNorm, tokens: r.tokens, tokens_per_sec: tokensPerSec, ...r.parts, ...plan.stats() });
-    emit({ type: 'step', step, totalSteps: t.steps, loss: r.loss, lr: r.lr, gradNorm: r.gradNorm, tokensPerSec, etaMs: (runMs / Math.max(1, runTokens)) * r.tokens * (t.steps - step) });
+    emit({ type: 'step', step, totalSteps: t.steps, loss: r.loss, lr: r.lr, gradNorm: r.gradNorm, tokensPerSec, etaMs: (runMs / Math.max(1, runTokens)) * r.tokens * (t.steps - step), parts: { ...r.parts, ...plan.stats() } });
     if (step % t.eval_every === 0 || step === t.steps) {
       last = await evaluate();
       log({ step, val_loss: last.valLoss, val_ppl: last.valPpl, ...last.extra });
