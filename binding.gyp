@@ -12,6 +12,7 @@
       'sources': [
         'native/src/addon.cc',
         'native/src/dispatch.cc',
+        'native/src/fused.cc',
         'native/src/gemm.cc',
         'native/src/pool.cc',
         'native/src/strided.cc',

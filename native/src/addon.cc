@@ -9,6 +9,7 @@
 #include <string>
 
 #include "dispatch.h"
+#include "fused.h"
 #include "gemm.h"
 #include "pool.h"
 #include "strided.h"
@@ -50,6 +51,18 @@ int64_t integer(const Napi::CallbackInfo& info, size_t i, const char* what) {
   const double d = v.As<Napi::Number>().DoubleValue();
   if (!(d == std::floor(d)) || std::fabs(d) > 9.007199254740991e15) range_error(info.Env(), std::string(what) + " must be an integer");
   return static_cast<int64_t>(d);
+}
+
+double number(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  const Napi::Value v = info[i];
+  if (!v.IsNumber()) type_error(info.Env(), std::string(what) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+/** A Float32Array argument that may be null / undefined (data == nullptr then). */
+F32 f32_or_null(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info[i].IsNull() || info[i].IsUndefined()) return {nullptr, 0};
+  return f32(info, i, what);
 }
 
 bool boolean(const Napi::CallbackInfo& info, size_t i) { return info[i].ToBoolean().Value(); }
@@ -289,6 +302,99 @@ Napi::Value ScatterAdd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---- fused kernels: norms, AdamW, attention ----------------------------------------------------
+
+Napi::Value NormForward(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const F32 x = f32(info, 0, "x"), w = f32(info, 1, "w"), b = f32_or_null(info, 2, "b"), out = f32(info, 3, "out");
+  const F32 mean = f32(info, 4, "mean"), rstd = f32(info, 5, "rstd");
+  const int64_t rows = integer(info, 6, "rows"), cols = integer(info, 7, "cols");
+  const double eps = number(info, 8, "eps");
+  const bool rms = boolean(info, 9);
+  need(env, rows >= 0 && cols >= 0, "normForward: negative size");
+  if (rows == 0) return env.Undefined();
+  need(env, x.len >= rows * cols && out.len >= rows * cols, "normForward: x or out is smaller than rows·cols");
+  need(env, w.len >= cols && (b.data == nullptr || b.len >= cols), "normForward: w or b is shorter than cols");
+  need(env, mean.len >= rows && rstd.len >= rows, "normForward: mean or rstd is shorter than rows");
+  lmd::norm_forward(lmd::kernels(), x.data, w.data, b.data, out.data, mean.data, rstd.data, rows, cols, eps, rms);
+  return env.Undefined();
+}
+
+Napi::Value NormBackward(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const F32 x = f32(info, 0, "x"), w = f32(info, 1, "w"), mean = f32(info, 2, "mean"), rstd = f32(info, 3, "rstd");
+  const F32 gy = f32(info, 4, "gy"), gx = f32(info, 5, "gx"), gw = f32(info, 6, "gw"), gb = f32_or_null(info, 7, "gb");
+  const int64_t rows = integer(info, 8, "rows"), cols = integer(info, 9, "cols");
+  const bool rms = boolean(info, 10);
+  need(env, rows >= 0 && cols >= 0, "normBackward: negative size");
+  if (rows == 0) return env.Undefined();
+  const int64_t n = rows * cols;
+  need(env, x.len >= n && gy.len >= n && gx.len >= n, "normBackward: x, gy or gx is smaller than rows·cols");
+  need(env, w.len >= cols && gw.len >= cols && (gb.data == nullptr || gb.len >= cols), "normBackward: w, gw or gb is shorter than cols");
+  need(env, mean.len >= rows && rstd.len >= rows, "normBackward: mean or rstd is shorter than rows");
+  try {
+    lmd::norm_backward(lmd::kernels(), x.data, w.data, mean.data, rstd.data, gy.data, gx.data, gw.data, gb.data, rows, cols, rms);
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(env, "lmdistill native: out of memory in normBackward");
+  }
+  return env.Undefined();
+}
+
+Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const F32 w = f32(info, 0, "w"), g = f32_or_null(info, 1, "g"), m = f32(info, 2, "m"), v = f32(info, 3, "v");
+  const lmd::AdamParams a{number(info, 4, "beta1"), number(info, 5, "beta2"), number(info, 6, "eps"),
+                          number(info, 7, "decay"), number(info, 8, "stepSize"), number(info, 9, "sqrtBc2")};
+  need(env, m.len >= w.len && v.len >= w.len && (g.data == nullptr || g.len >= w.len), "adamw: g, m or v is shorter than w");
+  if (w.len == 0) return env.Undefined();
+  lmd::adamw(lmd::kernels(), w.data, g.data, m.data, v.data, w.len, a);
+  return env.Undefined();
+}
+
+lmd::AttnDims attn_dims(const Napi::CallbackInfo& info, size_t i) {
+  const Napi::Env env = info.Env();
+  lmd::AttnDims d{integer(info, i, "B"), integer(info, i + 1, "H"), integer(info, i + 2, "Hkv"), integer(info, i + 3, "T"),
+                  integer(info, i + 4, "S"), integer(info, i + 5, "D"), boolean(info, i + 6),
+                  static_cast<float>(number(info, i + 7, "scale"))};
+  need(env, d.B >= 0 && d.H >= 0 && d.Hkv >= 0 && d.T >= 0 && d.S >= 0 && d.D >= 0, "attention: negative size");
+  need(env, d.H == 0 || (d.Hkv > 0 && d.H % d.Hkv == 0), "attention: H must be a multiple of Hkv");
+  need(env, d.Hkv <= d.H, "attention: Hkv exceeds H");
+  return d;
+}
+
+Napi::Value Attention(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const F32 q = f32(info, 0, "q"), k = f32(info, 1, "k"), v = f32(info, 2, "v"), out = f32(info, 3, "out"), lse = f32(info, 4, "lse");
+  const lmd::AttnDims d = attn_dims(info, 5);
+  const int64_t nq = d.B * d.H * d.T * d.D, nkv = d.B * d.Hkv * d.S * d.D;
+  need(env, q.len >= nq && out.len >= nq, "attention: q or out is smaller than B·H·T·D");
+  need(env, k.len >= nkv && v.len >= nkv, "attention: k or v is smaller than B·Hkv·S·D");
+  need(env, lse.len >= d.B * d.H * d.T, "attention: lse is smaller than B·H·T");
+  try {
+    lmd::attention_forward(lmd::kernels(), q.data, k.data, v.data, out.data, lse.data, d);
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(env, "lmdistill native: out of memory for attention scratch");
+  }
+  return env.Undefined();
+}
+
+Napi::Value AttentionBackward(const Napi::CallbackInfo& info) {
+  const Napi::Env env = info.Env();
+  const F32 q = f32(info, 0, "q"), k = f32(info, 1, "k"), v = f32(info, 2, "v"), out = f32(info, 3, "out"), lse = f32(info, 4, "lse");
+  const F32 go = f32(info, 5, "gOut"), gq = f32(info, 6, "gq"), gk = f32(info, 7, "gk"), gv = f32(info, 8, "gv");
+  const lmd::AttnDims d = attn_dims(info, 9);
+  const int64_t nq = d.B * d.H * d.T * d.D, nkv = d.B * d.Hkv * d.S * d.D;
+  need(env, q.len >= nq && out.len >= nq && go.len >= nq && gq.len >= nq, "attentionBackward: q, out, gOut or gq is smaller than B·H·T·D");
+  need(env, k.len >= nkv && v.len >= nkv && gk.len >= nkv && gv.len >= nkv, "attentionBackward: k, v, gk or gv is smaller than B·Hkv·S·D");
+  need(env, lse.len >= d.B * d.H * d.T, "attentionBackward: lse is smaller than B·H·T");
+  try {
+    lmd::attention_backward(lmd::kernels(), q.data, k.data, v.data, out.data, lse.data, go.data, gq.data, gk.data, gv.data, d);
+  } catch (const std::bad_alloc&) {
+    throw Napi::Error::New(env, "lmdistill native: out of memory for attention scratch");
+  }
+  return env.Undefined();
+}
+
 // ---- configuration ---------------------------------------------------------------------------
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -325,6 +431,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("softmaxBackward", Napi::Function::New(env, SoftmaxImpl<true>, "softmaxBackward"));
   exports.Set("gather", Napi::Function::New(env, Gather, "gather"));
   exports.Set("scatterAdd", Napi::Function::New(env, ScatterAdd, "scatterAdd"));
+  exports.Set("normForward", Napi::Function::New(env, NormForward, "normForward"));
+  exports.Set("normBackward", Napi::Function::New(env, NormBackward, "normBackward"));
+  exports.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));
+  exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
+  exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward, "attentionBackward"));
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));

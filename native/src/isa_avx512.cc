@@ -8,7 +8,9 @@
 #define LMD_NC 4096
 #include "gemm_impl.h"
 #include "math_impl.h"
+#include "fused_impl.h"
 
 namespace lmd {
-extern const KernelTable kTableAvx512 = {"avx512", MR, NR, MC, KC, NC, gemm_tile, unary, unary_backward, softmax, softmax_backward};
+extern const KernelTable kTableAvx512 = {"avx512", MR, NR, MC, KC, NC, gemm_tile, unary, unary_backward, softmax, softmax_backward,
+    norm_forward, norm_backward, adamw, attn_probs, attn_ds};
 }  // namespace lmd

@@ -21,6 +21,11 @@ struct GemmArgs {
   bool accumulate;
 };
 
+/** Scalars of one AdamW update (see Backend.adamw). */
+struct AdamParams {
+  double beta1, beta2, eps, decay, step_size, sqrt_bc2;
+};
+
 struct KernelTable {
   const char* isa;
   /** micro-tile rows / columns and cache blocks (in floats) of the GEMM */
@@ -36,6 +41,18 @@ struct KernelTable {
   /** rows [r0, r1) of a row-wise (log-)softmax over `cols` columns */
   void (*softmax)(const float* x, float* out, int64_t r0, int64_t r1, int64_t cols, bool log);
   void (*softmax_backward)(const float* y, const float* gy, float* gx, int64_t r0, int64_t r1, int64_t cols, bool log);
+  /** rows [r0, r1) of LayerNorm (rms=false) or RMSNorm; writes out, mean (0 for RMS) and rstd */
+  void (*norm_forward)(const float* x, const float* w, const float* b, float* out, float* mean, float* rstd,
+                       int64_t r0, int64_t r1, int64_t cols, double eps, bool rms);
+  /** rows [r0, r1) of the norm backward: writes gx, adds into the float64 column sums gw_acc, gb_acc (may be null) */
+  void (*norm_backward)(const float* x, const float* w, const float* mean, const float* rstd, const float* gy, float* gx,
+                        int64_t r0, int64_t r1, int64_t cols, bool rms, double* gw_acc, double* gb_acc);
+  /** AdamW over n elements (g may be null: zeros) */
+  void (*adamw)(float* w, const float* g, float* m, float* v, int64_t n, const AdamParams& a);
+  /** masked scaled softmax of an attention score block with its log-sum-exp (fused_impl.h) */
+  void (*attn_probs)(float* p, int64_t rows, int64_t ld, int64_t vis0, float scale, const float* lse_in, float* lse_out);
+  /** dS = P∘(dP − rowsum(dO∘O))·scale over a block (fused_impl.h) */
+  void (*attn_ds)(const float* p, float* dp, const float* go, const float* o, int64_t rows, int64_t ld, int64_t D, float scale);
 };
 
 // Plain data (constant-initialised, no code runs to build them), so that merely referring to the

@@ -10,9 +10,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
-import type { Backend, BinaryOp, MatmulArgs, ReduceOp, UnaryOp } from './backend.js';
+import type { AttentionDims, Backend, BinaryOp, MatmulArgs, ReduceOp, UnaryOp } from './backend.js';
 import { refBackend } from './ref.js';
-import { attentionBackward, attentionForward } from './ref-fused.js';
 
 export type NativeIsa = 'avx512' | 'avx2' | 'scalar';
 
@@ -30,6 +29,17 @@ interface Addon {
   softmaxBackward(y: Float32Array, gy: Float32Array, gx: Float32Array, rows: number, cols: number, log: boolean): void;
   gather(table: Float32Array, ids: Int32Array, d: number, out: Float32Array): void;
   scatterAdd(src: Float32Array, ids: Int32Array, d: number, out: Float32Array): void;
+  normForward(x: Float32Array, w: Float32Array, b: Float32Array | null, out: Float32Array, mean: Float32Array, rstd: Float32Array,
+    rows: number, cols: number, eps: number, rms: boolean): void;
+  normBackward(x: Float32Array, w: Float32Array, mean: Float32Array, rstd: Float32Array, gy: Float32Array, gx: Float32Array,
+    gw: Float32Array, gb: Float32Array | null, rows: number, cols: number, rms: boolean): void;
+  adamw(w: Float32Array, g: Float32Array | null, m: Float32Array, v: Float32Array,
+    beta1: number, beta2: number, eps: number, decay: number, stepSize: number, sqrtBc2: number): void;
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array,
+    B: number, H: number, Hkv: number, T: number, S: number, D: number, causal: boolean, scale: number): void;
+  attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, gOut: Float32Array,
+    gq: Float32Array, gk: Float32Array, gv: Float32Array,
+    B: number, H: number, Hkv: number, T: number, S: number, D: number, causal: boolean, scale: number): void;
   info(): { isa: NativeIsa; threads: number; supportedIsas: NativeIsa[] };
   setIsa(isa: string): boolean;
   setThreads(n: number): number;
@@ -58,11 +68,14 @@ function load(): { addon: Addon | null; reason?: string } {
 const loaded = load();
 const addon = loaded.addon;
 
+const attnArgs = (d: AttentionDims): [number, number, number, number, number, number, boolean, number] =>
+  [d.B, d.H, d.Hkv, d.T, d.S, d.D, d.causal, d.scale];
+
 function adapt(a: Addon): Backend {
   const gemm = (x: Float32Array, y: Float32Array, c: Float32Array, g: MatmulArgs): void =>
     a.matmul(x, y, c, g.batch, g.m, g.n, g.k, g.transA, g.transB, g.aBatchStride, g.bBatchStride, g.accumulate);
   return {
-    ...refBackend, // kernels the addon does not provide yet run in TypeScript
+    ...refBackend, // any kernel the addon does not provide runs in TypeScript (today: none)
     name: 'native',
     unary: (op, x, out) => a.unary(UNARY[op], x, out),
     unaryBackward: (op, x, y, gy, gx) => a.unaryBackward(UNARY[op], x, y, gy, gx),
@@ -71,9 +84,12 @@ function adapt(a: Addon): Backend {
     reduce: (op, x, shape, out, outStrides) => a.reduce(REDUCE[op], x, shape, out, outStrides),
     copyStrided: (x, offset, strides, out, shape) => a.copyStrided(x, offset, strides, out, shape),
     matmul: gemm,
-    // fused attention in TypeScript around the native GEMM until the addon has its own kernel
-    attention: (q, k, v, out, lse, d) => attentionForward(q, k, v, out, lse, d, gemm),
-    attentionBackward: (q, k, v, out, lse, g, gq, gk, gv, d) => attentionBackward(q, k, v, out, lse, g, gq, gk, gv, d, gemm),
+    normForward: (x, w, b, out, mean, rstd, rows, cols, eps, rms) => a.normForward(x, w, b, out, mean, rstd, rows, cols, eps, rms),
+    normBackward: (x, w, mean, rstd, gy, gx, gw, gb, rows, cols, rms) => a.normBackward(x, w, mean, rstd, gy, gx, gw, gb, rows, cols, rms),
+    adamw: (w, g, m, v, p) => a.adamw(w, g, m, v, p.beta1, p.beta2, p.eps, p.decay, p.stepSize, p.sqrtBc2),
+    // flash-style per (batch, head): GEMM micro-kernels on blocks of query rows, one score tile per thread
+    attention: (q, k, v, out, lse, d) => a.attention(q, k, v, out, lse, ...attnArgs(d)),
+    attentionBackward: (q, k, v, out, lse, g, gq, gk, gv, d) => a.attentionBackward(q, k, v, out, lse, g, gq, gk, gv, ...attnArgs(d)),
     softmax: (x, out, rows, cols, log) => a.softmax(x, out, rows, cols, log),
     softmaxBackward: (y, gy, gx, rows, cols, log) => a.softmaxBackward(y, gy, gx, rows, cols, log),
     gather: (table, ids, d, out) => a.gather(table, ids, d, out),
