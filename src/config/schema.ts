@@ -125,6 +125,11 @@ export const distillSchema = z.strictObject({
   loss: z.unknown().default([{ objective: 'fkl' }]),
   top_k: z.number().int().min(0).default(0).describe('0 = full distributions when the teacher can give them; k > 0 = sparse top-k teacher'),
   regime: regimeSchema.default(regimeSchema.parse({})),
+  /**
+   * feature KD added to the logit loss (in-process teacher only): hidden-state MSE / cosine through a
+   * learned projection when widths differ, student block s ← teacher block t by `layer_map`
+   */
+  features: z.array(z.looseObject({ objective: z.enum(['hidden_mse', 'hidden_cosine']), weight: z.number().min(0).default(1) })).default([]),
   /** fused chunked LM head + loss: only `chunk_rows` rows of logits exist at a time (student and local teacher) */
   fused: z.boolean().default(true),
   chunk_rows: posInt.default(256),

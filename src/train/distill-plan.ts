@@ -11,6 +11,10 @@ import { rowTargetAt } from '../distill/rows.js';
 import { bindObjective, Mixture, TaidSchedule, tokenMask, type SparseTeacher, type TaidScheduleOptions, type TaidScheduleState, type TeacherSignal } from '../distill/index.js';
 import { RegimeSampler, type RegimeState } from '../distill/regimes.js';
 import { UserError } from '../errors.js';
+import { parseWith } from '../config/zod.js';
+import { HiddenStateDistiller, hiddenStateSchema, maskedSum } from '../distill/index.js';
+import { add, mul } from '../tensor/ops.js';
+import { Rng } from '../util/rng.js';
 import type { CausalLM } from '../models/base.js';
 import { reshape } from '../tensor/ops.js';
 import { getBackend, noGrad, Tensor } from '../tensor/tensor.js';
@@ -23,9 +27,11 @@ import { crossEntropyLoss } from './trainer.js';
 interface TeacherHidden { h: Float32Array; W: Float32Array; C: number }
 
 /** A micro-batch with the teacher's signal attached (dense logits [N, V], sparse top-k, or hidden + head). */
-export type DistillBatch = Batch & { teacher?: TeacherSignal; teacherHidden?: TeacherHidden };
+export type DistillBatch = Batch & { teacher?: TeacherSignal; teacherHidden?: TeacherHidden; teacherStates?: Tensor[] };
 
 export interface StepPlan {
+  /** trainable parameters of the plan itself (e.g. feature-KD projections), optimised with the model */
+  parameters(): Map<string, Tensor>;
   /** the micro-batches of optimizer step `step`, teacher signal attached */
   microBatches(step: number, count: number): Promise<Batch[]>;
   lossFn: LossFn;
@@ -42,6 +48,7 @@ export interface StepPlan {
 /** Plain language-model training: dataset batches, cross-entropy. */
 export function trainingPlan(loader: BatchLoader): StepPlan {
   return {
+    parameters: () => new Map(),
     microBatches: async (_s, n) => Array.from({ length: n }, () => loader.next()),
     lossFn: crossEntropyLoss,
     afterStep: () => {},
@@ -53,11 +60,11 @@ export function trainingPlan(loader: BatchLoader): StepPlan {
   };
 }
 
-function teacherHidden(t: LocalTeacher, b: Batch): TeacherHidden {
+function teacherHidden(t: LocalTeacher, b: Batch, states: boolean): { head: TeacherHidden; states?: Tensor[] } {
   return noGrad(() => {
-    const { hidden } = t.model.forwardHidden(b.input, b.batchSize, b.seqLen); // [B, T, C_T]
+    const { hidden, hiddenStates } = t.model.forwardHidden(b.input, b.batchSize, b.seqLen, { outputHiddenStates: states }); // [B, T, C_T]
     const W = t.model.lmHeadWeight();
-    return { h: hidden.data, W: W.data, C: W.shape[1] };
+    return { head: { h: hidden.data, W: W.data, C: W.shape[1] }, states: hiddenStates?.slice(1) };
   });
 }
 
@@ -93,11 +100,36 @@ export async function distillPlan(cfg: TrainConfig, data: PreparedData, student:
 
   const V = student.vocabSize;
   const chunkRows = d.chunk_rows;
+  const localTeacher = teacher instanceof LocalTeacher ? teacher : null;
+  const features = d.features.map((f, i) => {
+    if (!localTeacher) throw new UserError(`distill.features[${i}]: feature KD needs an in-process teacher (distill.teacher.model: DIR)`, 2);
+    const { objective, weight, ...rest } = f;
+    const opts = parseWith(hiddenStateSchema, rest, `distill.features[${i}]`);
+    const widthOf = (m: CausalLM): number => m.lmHeadWeight().shape[1];
+    const distiller = new HiddenStateDistiller(objective === 'hidden_mse' ? 'mse' : 'cosine', opts,
+      { studentWidth: widthOf(student), teacherWidth: widthOf(localTeacher.model), studentLayers: student.numLayers, teacherLayers: localTeacher.model.numLayers },
+      new Rng(cfg.train.seed + 31 + i));
+    return { key: objective, weight, distiller };
+  });
+  /** Feature-KD loss summed over counted tokens (+ per-part token means for logging). */
+  const featureLoss = (b: DistillBatch, studentStates: Tensor[] | undefined, mask: Float32Array, parts: Record<string, number>): Tensor | null => {
+    if (!features.length || !studentStates || !b.teacherStates) return null;
+    let total: Tensor | null = null;
+    const count = mask.reduce((a, m) => a + m, 0);
+    for (const f of features) {
+      const per = f.distiller.perToken(studentStates, b.teacherStates); // [N]
+      const { sum: s } = maskedSum(per, mask);
+      parts[f.key] = count ? s.item() / count : 0;
+      const w = f.weight === 1 ? s : mul(s, f.weight);
+      total = total ? add(total, w) : w;
+    }
+    return total;
+  };
   /** Fused chunked head + loss: logits never exist for more than `chunk_rows` positions at a time. */
   const fusedLoss: LossFn = (model, batch) => {
     const b = batch as DistillBatch;
     const N = b.batchSize * b.seqLen;
-    const { hidden } = model.forwardHidden(b.input, b.batchSize, b.seqLen); // [B, T, C]
+    const { hidden, hiddenStates } = model.forwardHidden(b.input, b.batchSize, b.seqLen, { outputHiddenStates: features.length > 0 }); // [B, T, C]
     const mask = tokenMask(N, { labels: b.target });
     const partSums: Record<string, number> = {};
     const scratch = new Float32Array(V);
@@ -126,7 +158,8 @@ export async function distillPlan(cfg: TrainConfig, data: PreparedData, student:
     const { loss } = fusedLinearLoss(reshape(hidden, [N, -1]), model.lmHeadWeight(), rowFn, targets, mask, chunkRows);
     const count = mask.reduce((a, m) => a + m, 0);
     const parts = Object.fromEntries(Object.entries(partSums).map(([k, v]) => [k, count ? v / count : 0]));
-    return { sum: loss, parts };
+    const feat = featureLoss(b, hiddenStates?.slice(1), mask, parts);
+    return { sum: feat ? add(loss, feat) : loss, parts };
   };
 
   const unfusedLoss: LossFn = (model, batch) => {
@@ -138,16 +171,26 @@ export async function distillPlan(cfg: TrainConfig, data: PreparedData, student:
     const { sum, parts } = mixture.maskedSum({ student, teacher: b.teacher, labels: b.target }, mask);
     return { sum, parts };
   };
+  if (features.length && !d.fused) throw new UserError('distill.features needs distill.fused: true', 2);
   const lossFn = d.fused ? fusedLoss : unfusedLoss;
-  const localTeacher = teacher instanceof LocalTeacher ? teacher : null;
+
+  const projectionParams = (): Map<string, Tensor> => {
+    const out = new Map<string, Tensor>();
+    features.forEach((f, i) => { for (const [n, p] of f.distiller.namedParameters()) out.set(`features.${i}.${n}`, p); });
+    return out;
+  };
 
   return {
+    parameters: projectionParams,
     async microBatches(step, n) {
       const out: Batch[] = [];
       for (let i = 0; i < n; i++) {
         const b: DistillBatch = regime.next(step);
-        if (base.needsTeacher && d.fused && localTeacher && !sparse) b.teacherHidden = teacherHidden(localTeacher, b);
-        else if (base.needsTeacher) b.teacher = await signal(b);
+        if (d.fused && localTeacher && !sparse && (base.needsTeacher || features.length)) {
+          const th = teacherHidden(localTeacher, b, features.length > 0);
+          b.teacherHidden = th.head;
+          b.teacherStates = th.states;
+        } else if (base.needsTeacher) b.teacher = await signal(b);
         out.push(b);
       }
       return out;
@@ -185,8 +228,18 @@ export async function distillPlan(cfg: TrainConfig, data: PreparedData, student:
       if (regime.kind === 'replay') out.p_gen = regime.generationProbability;
       return out;
     },
-    state: () => ({ regime: regime.state(), taid: taid?.saveState() ?? null }),
+    state: () => ({
+      regime: regime.state(), taid: taid?.saveState() ?? null,
+      // feature-KD projection weights live outside the model folder; float32 → JSON number is exact
+      projections: Object.fromEntries([...projectionParams()].map(([n, p]) => [n, Array.from(p.data)])),
+    }),
     restore(extra) {
+      const saved = (extra.projections ?? {}) as Record<string, number[]>;
+      for (const [n, p] of projectionParams()) {
+        const v = saved[n];
+        if (!Array.isArray(v) || v.length !== p.size) throw new UserError(`checkpoint: feature projection "${n}" is missing or has the wrong size`, 2);
+        p.data.set(v);
+      }
       if (extra.regime) regime.restore(extra.regime as RegimeState);
       if (taid && extra.taid) {
         taid.loadState(extra.taid as TaidScheduleState);

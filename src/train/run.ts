@@ -113,9 +113,10 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   const model = buildModel(cfg, data.tokenizer.vocabSize);
   model.dropoutRng = new Rng(cfg.train.seed + 1);
   const t = cfg.train;
-  const optimizer = new AdamW(model.namedParameters(), { betas: t.betas, eps: t.eps, weightDecay: t.weight_decay });
   const loader = new BatchLoader(data.train, { batchSize: t.batch_size, seed: t.seed });
   const plan = cfg.distill ? await distillPlan(cfg, data, model, loader) : trainingPlan(loader);
+  // the plan may train parameters of its own (feature-KD projections); they are optimised with the model
+  const optimizer = new AdamW(new Map([...model.namedParameters(), ...plan.parameters()]), { betas: t.betas, eps: t.eps, weightDecay: t.weight_decay });
   const trainer = new Trainer({
     model, optimizer, gradClip: t.grad_clip, gradAccumSteps: t.grad_accum, lossFn: plan.lossFn,
     schedule: { kind: t.schedule, peakLr: t.lr, minLr: t.min_lr, warmupSteps: t.warmup_steps, totalSteps: t.steps },

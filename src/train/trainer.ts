@@ -86,7 +86,9 @@ export class Trainer {
     const model = this.model.train();
     const total = micro.reduce((a, b) => a + countTokens(b), 0);
     if (total === 0) throw new Error('a training step with no counted tokens (all targets ignored)');
-    model.zeroGrad();
+    // everything the optimizer updates (the model and e.g. feature-KD projections) starts from zero grads
+    const params = this.optimizer.params;
+    for (const p of params) p.grad = null;
     let lossSum = 0;
     const partSums: Record<string, number> = {};
     for (const b of micro) {
@@ -96,12 +98,11 @@ export class Trainer {
       for (const [k, v] of Object.entries(parts ?? {})) partSums[k] = (partSums[k] ?? 0) + v * n;
       backward(div(s, total));
     }
-    const params = model.parameters();
     const gradNorm = clipGradNorm(params, this.opts.gradClip);
     const step = this.optimizer.step;
     const lr = learningRate(this.opts.schedule, step);
     noGrad(() => this.optimizer.update(lr));
-    model.zeroGrad();
+    for (const p of params) p.grad = null;
     const parts = Object.fromEntries(Object.entries(partSums).map(([k, v]) => [k, v / total]));
     return { step, loss: lossSum / total, lr, gradNorm, tokens: total, parts };
   }

@@ -122,6 +122,23 @@ test('distillation from an on-disk top-k teacher cache equals distillation from 
   a.forEach((l, i) => assert.ok(Math.abs(l.loss - b[i].loss) < 2e-3 * Math.max(1, l.loss), `step ${l.step}: live ${l.loss} vs cached ${b[i].loss}`));
 });
 
+test('feature KD (hidden-state MSE through a learned projection) trains, logs its part and resumes exactly', { timeout: 300_000 }, async () => {
+  const mk = (out: string) => config(out, {
+    distill: { teacher: { model: teacherDir }, loss: [{ objective: 'fkl' }], features: [{ objective: 'hidden_mse', weight: 0.5 }, { objective: 'hidden_cosine', weight: 0.2, layer_map: 'last' }] },
+    train: { steps: 6, batch_size: 4, lr: 0.01, warmup_steps: 1, eval_every: 6, eval_batches: 2, checkpoint_every: 2, seed: 2 },
+  });
+  const full = path.join(tmp, 'feat-full'), cut = path.join(tmp, 'feat-cut');
+  await runTraining(mk(full));
+  let calls = 0;
+  await runTraining(mk(cut), { shouldStop: () => ++calls > 3 });
+  await runTraining(mk(cut));
+  const read = (d: string) => fs.readFileSync(path.join(d, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.loss !== undefined);
+  const a = read(full), b = read(cut);
+  assert.equal(a.length, 6);
+  for (const l of a) assert.ok(Number.isFinite(l.hidden_mse) && l.hidden_mse > 0 && Number.isFinite(l.hidden_cosine), JSON.stringify(l));
+  assert.deepEqual(b.map((l) => [l.loss, l.hidden_mse, l.hidden_cosine]), a.map((l) => [l.loss, l.hidden_mse, l.hidden_cosine]));
+});
+
 test('an interrupted replay + TAID distillation resumes to identical losses', { timeout: 300_000 }, async () => {
   const mk = (out: string) => config(out, {
     ...distill([{ objective: 'taid', t_start: 0.3 }], { kind: 'replay', prompt_len: 8, init_threshold: 0.7, capacity: 8 }),
