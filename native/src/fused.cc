@@ -13,6 +13,9 @@ namespace {
 
 // Below roughly this many bytes touched a kernel stays on the calling thread (pool wake-up ≈ 10–30 µs).
 constexpr int64_t kParallelElems = 1 << 15;
+// Norm backward: rows are split into at most this many parts of at least this many elements.
+constexpr int64_t kMaxNormParts = 32;
+constexpr int64_t kNormChunkElems = 1 << 13;
 
 int64_t parts_for(int64_t rows, int64_t elems) {
   if (elems < kParallelElems || rows < 2) return 1;
@@ -62,17 +65,21 @@ void norm_forward(const KernelTable& kt, const float* x, const float* w, const f
 
 void norm_backward(const KernelTable& kt, const float* x, const float* w, const float* mean, const float* rstd,
                    const float* gy, float* gx, float* gw, float* gb, int64_t rows, int64_t cols, bool rms) {
-  const int64_t parts = parts_for(rows, rows * cols);
+  // The row partition depends on the shape only (not on the thread count), so the float64 partial
+  // column sums and their fixed-order reduction give the same gw/gb on any number of threads.
+  const int64_t parts = std::min<int64_t>({rows, kMaxNormParts, std::max<int64_t>(1, rows * cols / kNormChunkElems)});
   const int64_t per = cols * (gb ? 2 : 1);
   std::vector<double> acc(static_cast<size_t>(parts * per), 0.0);
   struct Ctx { const KernelTable* kt; const float *x, *w, *mean, *rstd, *gy; float* gx; double* acc; int64_t rows, cols, parts, per; bool rms, hasB; } c{
       &kt, x, w, mean, rstd, gy, gx, acc.data(), rows, cols, parts, per, rms, gb != nullptr};
-  pool_run(static_cast<long>(parts), [](void* p, long t) {
+  const TaskFn fn = [](void* p, long t) {
     const Ctx& c = *static_cast<const Ctx*>(p);
     double* a = c.acc + t * c.per;
     c.kt->norm_backward(c.x, c.w, c.mean, c.rstd, c.gy, c.gx, c.rows * t / c.parts, c.rows * (t + 1) / c.parts, c.cols,
                         c.rms, a, c.hasB ? a + c.cols : nullptr);
-  }, &c);
+  };
+  if (rows * cols >= kParallelElems) pool_run(static_cast<long>(parts), fn, &c);
+  else for (long t = 0; t < parts; ++t) fn(&c, t);
   for (int64_t j = 0; j < cols; ++j) {
     double sw = 0, sb = 0;
     for (int64_t t = 0; t < parts; ++t) {
