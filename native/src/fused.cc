@@ -124,7 +124,7 @@ void attn_fwd_task(void* p, long task) {
     const float* vh = c.v + (b * d.Hkv + kvh) * d.S * d.D;
     float* oh = c.o + (b * d.H + h) * d.T * d.D;
     float* lh = c.l + (b * d.H + h) * d.T;
-    const int64_t tb = block_rows(d.T, d.S, 1 << 14);
+    const int64_t tb = block_rows(d.T, d.S, 1 << 12);
     float* pbuf = scratch(2, static_cast<size_t>(tb * std::max<int64_t>(d.S, 1)));
     for (int64_t t0 = 0; t0 < d.T; t0 += tb) {
       const int64_t t1 = std::min(d.T, t0 + tb), rows = t1 - t0, n = visible(d, t1);
@@ -155,7 +155,7 @@ void attn_bwd_task(void* p, long task) {
     std::memset(gkh, 0, sizeof(float) * static_cast<size_t>(d.S * d.D));
     std::memset(gvh, 0, sizeof(float) * static_cast<size_t>(d.S * d.D));
     // two tiles (P and dP) of tb × S: together at most about one [T, S] tile
-    const int64_t tb = block_rows(std::max<int64_t>(1, (d.T + 1) / 2), d.S, 1 << 13);
+    const int64_t tb = block_rows(std::max<int64_t>(1, (d.T + 1) / 2), d.S, 1 << 12);
     const size_t tile = static_cast<size_t>(tb * std::max<int64_t>(d.S, 1));
     float* pbuf = scratch(2, tile);
     float* dpbuf = scratch(3, tile);
