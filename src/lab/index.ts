@@ -1,0 +1,44 @@
+/**
+ * The lab: paper-reproduction experiments at toy scale, each a function returning its measurements and
+ * a report writer (markdown + HTML with inline SVG). Built only from the public API.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { LabEvent, LabSize } from './bench-s.js';
+
+export type { LabEvent, LabSize } from './bench-s.js';
+
+export interface LabExperiment {
+  name: string;
+  summary: string;
+  /** runs the experiment, writes `<outDir>/result.json` and the report; returns the report paths and a one-line result */
+  run(o: { size: LabSize; outDir: string; seed?: number; onEvent?: (e: LabEvent) => void }): Promise<{ html: string; md: string; headline: string }>;
+}
+
+function saveJson(dir: string, obj: unknown): void {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'result.json'), JSON.stringify(obj, null, 1) + '\n');
+}
+
+export const LAB_EXPERIMENTS: LabExperiment[] = [
+  {
+    name: 'teacher-hacking',
+    summary: 'oracle → teacher → student: offline vs online vs more diverse data; proxy vs golden metric (On Teacher Hacking in LM Distillation)',
+    async run(o) {
+      const { runTeacherHacking } = await import('./teacher-hacking.js');
+      const { writeTeacherHackingReport, teacherHackingVerdict } = await import('./teacher-hacking-report.js');
+      const r = await runTeacherHacking({ size: o.size, seed: o.seed, onEvent: o.onEvent });
+      saveJson(o.outDir, r);
+      const v = teacherHackingVerdict(r);
+      const off = r.regimes.find((g) => g.name === 'offline');
+      return {
+        ...writeTeacherHackingReport(o.outDir, r),
+        headline: `offline golden rise ${off?.goldenRisePct.toFixed(1)}% after its minimum (hacking ${v.hackingOffline ? 'reproduced' : 'not reproduced'}); mitigated by: ${v.mitigated.join(', ') || 'none'}`,
+      };
+    },
+  },
+];
+
+export function getExperiment(name: string): LabExperiment | undefined {
+  return LAB_EXPERIMENTS.find((e) => e.name === name);
+}
