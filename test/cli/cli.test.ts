@@ -59,7 +59,7 @@ describe('lmdistill CLI', { concurrency: true }, () => {
       [['tokenizer', 'train'], ['--out', '--vocab-size', '--min-frequency', '--text', '--dir', '--jsonl', '--field', '--embedded', '--special']],
       [['tokenizer', 'encode'], ['--tokenizer', '<text>']],
       [['tokenizer', 'decode'], ['--tokenizer', '<ids...>']],
-      [['demo'], ['--steps', '--out', '--fresh']],
+      [['demo'], ['--quick', '--out', '--fresh']],
     ];
     let results: CliResult[];
     before(async () => { results = await runAll(commands.map(([cmd]) => [...cmd, '--help'])); });
