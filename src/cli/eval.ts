@@ -128,7 +128,8 @@ export function registerEval(program: Command): void {
 /** Loads the teacher folder and checks it shares the student's token ids. */
 function loadTeacher(dir: string, studentTok: BpeTokenizer, studentVocab: number): ReturnType<typeof loadModelAndTokenizer> {
   if (!fs.existsSync(path.join(dir, 'tokenizer.json'))) {
-    throw new UserError(`--teacher ${dir} has no tokenizer.json: teacher–student metrics need a shared tokenizer`, 2);
+    const hint = fs.existsSync(path.join(dir, 'final', 'config.json')) ? ` (a run folder? its model is ${path.join(dir, 'final')})` : '';
+    throw new UserError(`--teacher ${dir} has no tokenizer.json${hint}: teacher–student metrics need a shared tokenizer`, 2);
   }
   const t = loadModelAndTokenizer(dir);
   if (t.model.vocabSize !== studentVocab) {

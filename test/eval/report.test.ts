@@ -117,6 +117,15 @@ describe('svg plots', () => {
     assert.ok(empty.includes('no data') && /viewBox/.test(empty));
   });
 
+  test('a legend longer than the plot is cut with a count of the rest', () => {
+    const many = Array.from({ length: 30 }, (_, i) => ({ name: `run${i}`, points: [[0, i], [1, i + 1]] as [number, number][] }));
+    const svg = linePlot(many, { title: 'many', xLabel: 'x', yLabel: 'y' });
+    assert.equal((svg.match(/<polyline/g) ?? []).length, 30, 'every line drawn');
+    const more = /\+(\d+) more/.exec(svg);
+    assert.ok(more, 'a "+N more" entry');
+    assert.equal((svg.match(/>run\d+</g) ?? []).length + Number(more[1]), 30);
+  });
+
   test('long series are downsampled to a bounded number of points', () => {
     const pts = Array.from({ length: 20_000 }, (_, i) => [i, Math.sin(i)] as const);
     const svg = linePlot([{ name: 'long', points: pts }], { title: 'long', xLabel: 'x', yLabel: 'y' });

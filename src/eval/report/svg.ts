@@ -164,11 +164,17 @@ export function linePlot(series: readonly PlotSeries[], o: PlotOptions): string 
   }
   parts.push('</g>');
   // legend
-  legendNames.forEach((name, i) => {
+  // as many entries as fit beside the plot; the rest are counted
+  const fit = Math.max(1, Math.floor((H - T - B) / 15));
+  const shown = legendNames.length > fit ? legendNames.slice(0, fit - 1) : legendNames;
+  shown.forEach((name, i) => {
     const y = T + 6 + 15 * i, x = W - R + 10;
     const label = name.length > 20 ? `${name.slice(0, 19)}…` : name;
     parts.push(`<line x1="${x}" y1="${y}" x2="${x + 16}" y2="${y}" stroke="${colorOf.get(name)}" stroke-width="2.5"/><text x="${x + 21}" y="${y + 4}">${escapeXml(label)}</text>`);
   });
+  if (shown.length < legendNames.length) {
+    parts.push(`<text x="${W - R + 10}" y="${T + 10 + 15 * shown.length}" fill="#666">+${legendNames.length - shown.length} more</text>`);
+  }
   parts.push('</svg>');
   return parts.join('');
 }
