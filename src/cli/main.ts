@@ -13,6 +13,9 @@ import { registerEval } from './eval.js';
 import { registerGenerate } from './generate.js';
 import { registerServe } from './serve.js';
 import { registerTeacherCache } from './teacher-cache.js';
+import { registerReport } from './report.js';
+import { registerLab } from './lab.js';
+import { registerBench } from './bench.js';
 import { registerTokenizer } from './tokenizer.js';
 import { registerDistill, registerTrain } from './train.js';
 import { VERSION } from './version.js';
@@ -32,6 +35,9 @@ export function buildProgram(): Command {
   registerDoctor(program);
   registerServe(program);
   registerTeacherCache(program);
+  registerReport(program);
+  registerLab(program);
+  registerBench(program);
   for (const c of program.commands) c.exitOverride();
   return program;
 }

@@ -48,7 +48,7 @@ describe('lmdistill CLI', { concurrency: true }, () => {
   describe('--help', () => {
     // Every command with the options (or subcommands) its help must document.
     const commands: [string[], string[]][] = [
-      [[], ['train', 'distill', 'generate', 'eval', 'tokenizer', 'demo', 'doctor', 'serve', '--version']],
+      [[], ['train', 'distill', 'generate', 'eval', 'tokenizer', 'demo', 'doctor', 'serve', 'teacher-cache', 'report', 'lab', 'bench', '--version']],
       [['train'], ['--config', '--steps', '--out', '--fresh']],
       [['distill'], ['--config', '--steps', '--out', '--fresh']],
       [['serve'], ['--model', '--port', '--host', '--api-key', '--max-concurrency']],
