@@ -182,16 +182,37 @@ export interface RowCats extends CatRow {
   inK?: Uint8Array;
 }
 
+// Row kernels run once per position (thousands per step): their working arrays are reused instead of
+// allocated per row. A RowCats is valid until the next buildRowCats call on the same slot — callers
+// consume it (loss + gradient) before building the next one.
+const pools = new Map<string, Float64Array | Uint8Array>();
+function scratchF64(slot: string, n: number): Float64Array {
+  let a = pools.get(slot) as Float64Array | undefined;
+  if (!a || a.length < n) { a = new Float64Array(Math.max(n, 64)); pools.set(slot, a); }
+  return a.subarray(0, n);
+}
+function scratchU8(slot: string, n: number): Uint8Array {
+  let a = pools.get(slot) as Uint8Array | undefined;
+  if (!a || a.length < n) { a = new Uint8Array(Math.max(n, 64)); pools.set(slot, a); }
+  return a.subarray(0, n);
+}
+/** A reusable float64 row buffer (zeroed) for per-row gradients w.r.t. the categories. */
+export function rowScratch(n: number): Float64Array {
+  const g = scratchF64('G', n);
+  g.fill(0);
+  return g;
+}
+
 /** Builds P, Q (float64) of one row from the student logit row and a teacher row, at temperature τ. */
 export function buildRowCats(zS: Float32Array, teacher: TeacherRow, tau: number, mode: SparseMode): RowCats {
   const V = zS.length;
-  const logQFull = new Float64Array(V);
+  const logQFull = scratchF64('logQFull', V);
   for (let v = 0; v < V; v++) logQFull[v] = zS[v] / tau;
   const lse = logSumExp(logQFull);
   for (let v = 0; v < V; v++) logQFull[v] -= lse;
   if (teacher.kind === 'dense') {
     const zT = teacher.logits;
-    const logP = new Float64Array(V), keep = new Uint8Array(V);
+    const logP = scratchF64('logP', V), keep = scratchU8('keep', V);
     for (let v = 0; v < V; v++) logP[v] = zT[v] / tau;
     const lseT = logSumExp(logP);
     for (let v = 0; v < V; v++) {
@@ -202,9 +223,11 @@ export function buildRowCats(zS: Float32Array, teacher: TeacherRow, tau: number,
   }
   const { ids, logprobs } = teacher;
   const k = ids.length, C = k + 1;
-  const logP = new Float64Array(C), logQ = new Float64Array(C), keep = new Uint8Array(C);
+  const logP = scratchF64('logP', C), logQ = scratchF64('logQ', C), keep = scratchU8('keep', C);
+  logP.fill(0); logQ.fill(0); keep.fill(0);
   const hasTail = sparseTeacherLogProbs(logprobs, 0, k, V, tau, mode, logP);
-  const inK = new Uint8Array(V);
+  const inK = scratchU8('inK', V);
+  inK.fill(0);
   for (let j = 0; j < k; j++) {
     inK[ids[j]] = 1;
     logQ[j] = logQFull[ids[j]];

@@ -10,7 +10,7 @@ import { mul } from '../../tensor/ops.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { isSparseTeacher } from '../sparse.js';
 import type { BoundObjective, LogitInputs, LogitObjective, RowTarget, SparseMode, TeacherRow, TeacherSignal } from '../types.js';
-import { buildCatTensors, buildRowCats, rowGradToLogits, type CatRow, type CatTensors } from './categorical.js';
+import { buildCatTensors, buildRowCats, rowGradToLogits, rowScratch, type CatRow, type CatTensors } from './categorical.js';
 
 // ---------------------------------------------------------------- shared options
 
@@ -127,7 +127,7 @@ export function divergenceObjective<S extends z.ZodObject>(spec: DivergenceSpec<
       const o = raw as O;
       const teacher = requireTeacherRow(self, target.teacher, raw);
       const rc = buildRowCats(zS, teacher, o.temperature, o.sparse);
-      const G = new Float64Array(rc.C);
+      const G = rowScratch(rc.C);
       const loss = spec.div.row(rc, raw, G);
       const scale = o.tau_squared ? o.temperature * o.temperature : 1;
       rowGradToLogits(rc, G, scale, gradOut);
