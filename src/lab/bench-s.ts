@@ -11,6 +11,7 @@
  */
 import type { Batch } from '../data/loader.js';
 import { bindObjective } from '../distill/registry.js';
+import { TaidSchedule } from '../distill/objectives/taid.js';
 import { maskedSum } from '../distill/reduce.js';
 import type { CausalLM } from '../models/base.js';
 import { generateBatch } from '../models/generate.js';
@@ -171,9 +172,10 @@ export function trainCe(model: CausalLM, seqs: Int32Array, S: number, o: OptimSp
 }
 
 /** A logit-distillation loss from a frozen teacher model: Σ over response tokens of the objective. */
-export function distillLoss(teacher: CausalLM, objective: string, options: Record<string, unknown> = {}): LossFn {
-  const obj = bindObjective(objective, options, `lab ${objective}`);
+export function distillLoss(teacher: CausalLM, objective: string, options: Record<string, unknown> = {}, patch?: () => Record<string, unknown>): LossFn {
+  const base = bindObjective(objective, options, `lab ${objective}`);
   return (model, batch) => {
+    const obj = patch ? base.withOptions(patch()) : base;
     const V = model.vocabSize;
     const tl = noGrad(() => reshape(teacher.forward(batch.input, batch.batchSize, batch.seqLen).logits, [-1, V])); // [N, V]
     const { logits } = model.forward(batch.input, batch.batchSize, batch.seqLen); // [B, T, V]
@@ -262,4 +264,31 @@ export function powerLawDeviation(points: { step: number; value: number }[], fit
   const tol = Math.max(3 * sigma, floor);
   const fire = pts.find((p) => p.step > fitUntil && Math.abs(Math.log(p.value) - Math.log(fit(p.step))) > tol);
   return { exponent: -b, fitUntil, fireStep: fire ? fire.step : null, fit };
+}
+
+/** How a student is distilled: objective (+ options), offline on given sequences or on-policy. */
+export interface DistillMethod { name: string; objective: string; options?: Record<string, unknown>; onPolicy?: boolean }
+
+/**
+ * Distills `student` from `teacher` for o.steps: offline on minibatches of `seqs` (responses after the
+ * first P tokens), or on-policy (the student continues the prompts of `seqs` every step). TAID's t
+ * follows its adaptive schedule (t_start 0.4 → 1) as in the trainer.
+ */
+export function distillStudent(student: CausalLM, teacher: CausalLM, seqs: Int32Array, S: number, P: number, m: DistillMethod, o: OptimSpec, seed: number, onStep?: (step: number, loss: number) => void): void {
+  const sched = m.objective === 'taid' ? new TaidSchedule({ t_start: 0.4, t_end: 1, alpha: 5e-4, beta: 0.99, adaptive: true }, o.steps) : null;
+  const trainer = makeTrainer(student, o, distillLoss(teacher, m.objective, m.options ?? {}, sched ? () => ({ t: sched.t }) : undefined));
+  const it = epochs(seqs.length / S, o.batch, new Rng(seed));
+  const gen = new Rng(seed + 1);
+  for (let s = 0; s < o.steps; s++) {
+    const rows: number[] = it.next().value!;
+    let batch: Batch;
+    if (m.onPolicy) {
+      const ps = new Int32Array(rows.length * S);
+      rows.forEach((r, i) => ps.set(seqs.subarray(r * S, (r + 1) * S), i * S));
+      batch = makeBatch(sampleResponses(student, ps, S, P, gen), S, rows.map((_, i) => i), P);
+    } else batch = makeBatch(seqs, S, rows, P);
+    const r = trainer.stepOn([batch]);
+    sched?.update(r.loss, s);
+    onStep?.(s + 1, r.loss);
+  }
 }

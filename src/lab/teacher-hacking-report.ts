@@ -18,7 +18,7 @@ export function teacherHackingVerdict(r: TeacherHackingResult): { hackingOffline
   return { hackingOffline, mitigated, notMitigated: others.map((g) => g.name).filter((n) => !mitigated.includes(n)) };
 }
 
-export function writeTeacherHackingReport(dir: string, r: TeacherHackingResult): { html: string; md: string } {
+export function writeTeacherHackingReport(dir: string, r: TeacherHackingResult, seeds: TeacherHackingResult[] = [r]): { html: string; md: string } {
   const sp = r.spec;
   const v = teacherHackingVerdict(r);
   const table = [
@@ -60,6 +60,7 @@ export function writeTeacherHackingReport(dir: string, r: TeacherHackingResult):
       ].join('\n') },
       { heading: 'Results', body: table },
       { heading: 'Verdict', body: verdict },
+      ...(seeds.length > 1 ? [{ heading: `Across ${seeds.length} seeds (oracle, teacher, data and student all re-drawn)`, body: seedTable(seeds) }] : []),
       { heading: 'Figures', body: 'Golden metric over training (lower is better); proxy on training sequences and on held-out prompts; golden vs proxy (the paper\'s clearest picture: offline ends worse on golden at equal proxy); the offline proxy against its early power-law fit.', figures: [
         { name: 'golden', svg: lineChart(golden, { title: 'golden: KL(oracle‖student), held-out', xLabel: 'step', yLabel: 'KL (nats/token)', logY: true }) },
         { name: 'proxy-train', svg: lineChart(proxyTrain, { title: 'proxy on training sequences: KL(teacher‖student)', xLabel: 'step', yLabel: 'KL (nats/token)', logY: true }) },
@@ -69,4 +70,16 @@ export function writeTeacherHackingReport(dir: string, r: TeacherHackingResult):
       ] },
     ],
   });
+}
+
+function seedTable(runs: TeacherHackingResult[]): string {
+  const names = runs[0].regimes.map((g) => g.name);
+  const head = `| regime | ${runs.map((_, i) => `seed ${i}: golden rise / final`).join(' | ')} | mean final golden |`;
+  const rows = names.map((n) => {
+    const cells = runs.map((r) => { const g = r.regimes.find((x) => x.name === n)!; return `${g.goldenRisePct.toFixed(1)} % / ${f(g.goldenFinal)}`; });
+    const mean = runs.reduce((a, r) => a + r.regimes.find((x) => x.name === n)!.goldenFinal, 0) / runs.length;
+    return `| ${n} | ${cells.join(' | ')} | ${f(mean)} |`;
+  });
+  const verdicts = runs.map((r, i) => { const v = teacherHackingVerdict(r); return `seed ${i}: offline hacking ${v.hackingOffline ? 'yes' : 'no'}; mitigated by ${v.mitigated.join(', ') || 'none'}`; });
+  return [head, `|---|${runs.map(() => '---:').join('|')}|---:|`, ...rows].join('\n') + '\n\n' + verdicts.map((l) => `- ${l}`).join('\n');
 }

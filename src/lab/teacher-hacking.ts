@@ -25,8 +25,8 @@ interface Spec {
 }
 
 export const TEACHER_HACKING_SIZES: Record<LabSize, Spec> = {
-  full: { V: 64, S: 33, P: 8, oracle: { n_embd: 32, n_layer: 1, n_head: 2 }, gain: 10, teacher: { n_embd: 64, n_layer: 2, n_head: 2 }, teacherData: 800, teacherSteps: 800, student: { n_embd: 32, n_layer: 1, n_head: 2 }, prompts: 64, k: 8, promptMult: 8, steps: 600, batch: 16, lr: 5e-3, evalEvery: 30, heldOut: 64 },
-  quick: { V: 32, S: 17, P: 4, oracle: { n_embd: 32, n_layer: 1, n_head: 2 }, gain: 10, teacher: { n_embd: 32, n_layer: 2, n_head: 2 }, teacherData: 600, teacherSteps: 600, student: { n_embd: 16, n_layer: 1, n_head: 2 }, prompts: 32, k: 4, promptMult: 4, steps: 200, batch: 16, lr: 5e-3, evalEvery: 20, heldOut: 32 },
+  full: { V: 32, S: 17, P: 4, oracle: { n_embd: 32, n_layer: 1, n_head: 2 }, gain: 10, teacher: { n_embd: 32, n_layer: 2, n_head: 2 }, teacherData: 600, teacherSteps: 600, student: { n_embd: 16, n_layer: 1, n_head: 2 }, prompts: 32, k: 4, promptMult: 4, steps: 400, batch: 16, lr: 5e-3, evalEvery: 20, heldOut: 64 },
+  quick: { V: 32, S: 17, P: 4, oracle: { n_embd: 32, n_layer: 1, n_head: 2 }, gain: 10, teacher: { n_embd: 32, n_layer: 2, n_head: 2 }, teacherData: 600, teacherSteps: 600, student: { n_embd: 16, n_layer: 1, n_head: 2 }, prompts: 32, k: 4, promptMult: 4, steps: 150, batch: 16, lr: 5e-3, evalEvery: 15, heldOut: 32 },
   tiny: { V: 16, S: 9, P: 3, oracle: { n_embd: 32, n_layer: 1, n_head: 2 }, gain: 20, teacher: { n_embd: 16, n_layer: 1, n_head: 2 }, teacherData: 32, teacherSteps: 10, student: { n_embd: 8, n_layer: 1, n_head: 2 }, prompts: 8, k: 2, promptMult: 2, steps: 10, batch: 4, lr: 5e-3, evalEvery: 5, heldOut: 8 },
 };
 
