@@ -1,7 +1,7 @@
 // The per-ISA kernel table. Each instruction set (AVX-512, AVX2+FMA, portable) is one translation
 // unit compiled with its own flags (see binding.gyp) that fills one KernelTable; dispatch.cc picks a
 // table at load time with __builtin_cpu_supports. Kernels here are single-threaded over the range
-// they are given: threading lives in the baseline code (gemm.cc, addon.cc) so that no std:: code is
+// they are given: threading lives in the baseline code (gemm.cc, fused.cc, addon.cc) so that no std:: code is
 // instantiated under AVX-512 flags.
 #pragma once
 #include <cstdint>
