@@ -45,6 +45,36 @@ export const LAB_EXPERIMENTS: LabExperiment[] = [
       };
     },
   },
+  {
+    name: 'capacity-gap',
+    summary: 'one student, teachers of several sizes: student quality vs teacher/student size ratio (MiniMA law of capacity gap)',
+    async run(o) {
+      const { runCapacityGap, writeCapacityGapReport } = await import('./capacity-gap.js');
+      const r = await runCapacityGap({ size: o.size, seed: o.seed, onEvent: o.onEvent });
+      saveJson(o.outDir, r);
+      return writeCapacityGapReport(o.outDir, r);
+    },
+  },
+  {
+    name: 'taid',
+    summary: 'FKL / RKL / TAID as the teacher–student size gap grows (TAID)',
+    async run(o) {
+      const { runTaid, writeTaidReport } = await import('./taid.js');
+      const r = await runTaid({ size: o.size, seed: o.seed, onEvent: o.onEvent });
+      saveJson(o.outDir, r);
+      return writeTaidReport(o.outDir, r);
+    },
+  },
+  {
+    name: 'spec-drafter',
+    summary: 'drafter distilled with offline FKL vs on-policy FKL/TVD/RKL → speculative acceptance (DistillSpec)',
+    async run(o) {
+      const { runSpecDrafter, writeSpecDrafterReport } = await import('./spec-drafter.js');
+      const r = await runSpecDrafter({ size: o.size, seed: o.seed, onEvent: o.onEvent });
+      saveJson(o.outDir, r);
+      return writeSpecDrafterReport(o.outDir, r);
+    },
+  },
 ];
 
 export function getExperiment(name: string): LabExperiment | undefined {
