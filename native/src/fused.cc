@@ -113,30 +113,32 @@ struct AttnCtx {
   std::atomic<bool> failed{false};
 };
 
+/** Forward tasks are (batch, head, block of query rows): independent outputs, balanced causal work. */
+int64_t fwd_block_rows(const AttnDims& d) { return block_rows(d.T, d.S, 1 << 12); }
+
 void attn_fwd_task(void* p, long task) {
   AttnCtx& c = *static_cast<AttnCtx*>(p);
   const AttnDims& d = c.d;
   const KernelTable& kt = *c.kt;
   try {
-    const int64_t b = task / d.H, h = task % d.H, kvh = h / (d.H / d.Hkv);
+    const int64_t tb = fwd_block_rows(d), nblk = (d.T + tb - 1) / tb;
+    const int64_t bh = task / nblk, t0 = (task % nblk) * tb;
+    const int64_t b = bh / d.H, h = bh % d.H, kvh = h / (d.H / d.Hkv);
     const float* qh = c.q + (b * d.H + h) * d.T * d.D;
     const float* kh = c.k + (b * d.Hkv + kvh) * d.S * d.D;
     const float* vh = c.v + (b * d.Hkv + kvh) * d.S * d.D;
     float* oh = c.o + (b * d.H + h) * d.T * d.D;
     float* lh = c.l + (b * d.H + h) * d.T;
-    const int64_t tb = block_rows(d.T, d.S, 1 << 12);
-    float* pbuf = scratch(2, static_cast<size_t>(tb * std::max<int64_t>(d.S, 1)));
-    for (int64_t t0 = 0; t0 < d.T; t0 += tb) {
-      const int64_t t1 = std::min(d.T, t0 + tb), rows = t1 - t0, n = visible(d, t1);
-      if (n == 0) {
-        std::memset(oh + t0 * d.D, 0, sizeof(float) * static_cast<size_t>(rows * d.D));
-        for (int64_t t = t0; t < t1; ++t) lh[t] = -__builtin_inff();
-        continue;
-      }
-      mm(kt, qh + t0 * d.D, kh, pbuf, rows, n, d.D, false, true, false);  // scores [rows, n]
-      kt.attn_probs(pbuf, rows, n, d.causal ? d.S - d.T + t0 + 1 : n + rows, d.scale, nullptr, lh + t0);
-      mm(kt, pbuf, vh, oh + t0 * d.D, rows, d.D, n, false, false, false);
+    const int64_t t1 = std::min(d.T, t0 + tb), rows = t1 - t0, n = visible(d, t1);
+    if (n == 0) {
+      std::memset(oh + t0 * d.D, 0, sizeof(float) * static_cast<size_t>(rows * d.D));
+      for (int64_t t = t0; t < t1; ++t) lh[t] = -__builtin_inff();
+      return;
     }
+    float* pbuf = scratch(2, static_cast<size_t>(tb * std::max<int64_t>(d.S, 1)));
+    mm(kt, qh + t0 * d.D, kh, pbuf, rows, n, d.D, false, true, false);  // scores [rows, n]
+    kt.attn_probs(pbuf, rows, n, d.causal ? d.S - d.T + t0 + 1 : n + rows, d.scale, nullptr, lh + t0);
+    mm(kt, pbuf, vh, oh + t0 * d.D, rows, d.D, n, false, false, false);
   } catch (...) {
     c.failed.store(true);
   }
@@ -186,7 +188,7 @@ void attn_bwd_task(void* p, long task) {
 
 void run_attn(AttnCtx& c, long tasks, TaskFn fn) {
   const AttnDims& d = c.d;
-  const double work = static_cast<double>(tasks) * d.T * d.S * (d.D + 8);
+  const double work = static_cast<double>(d.B) * d.H * d.T * d.S * (d.D + 8);
   if (tasks > 1 && work >= 2.0e5) pool_run(tasks, fn, &c);
   else for (long t = 0; t < tasks; ++t) fn(&c, t);
   if (c.failed.load()) throw std::bad_alloc();
@@ -201,7 +203,8 @@ void attention_forward(const KernelTable& kt, const float* q, const float* k, co
   c.kt = &kt;
   c.d = d;
   c.q = q; c.k = k; c.v = v; c.o = out; c.l = lse;
-  run_attn(c, static_cast<long>(d.B * d.H), attn_fwd_task);
+  const int64_t tb = fwd_block_rows(d);
+  run_attn(c, static_cast<long>(d.B * d.H * ((d.T + tb - 1) / tb)), attn_fwd_task);
 }
 
 void attention_backward(const KernelTable& kt, const float* q, const float* k, const float* v, const float* out,
