@@ -16,8 +16,8 @@ const W = (trainSeqs: number, heldOut: number, S = 17): WorldSpec => ({ V: 32, S
 export const CAPACITY_GAP_SIZES: Record<LabSize, Spec> = {
   full: {
     world: W(2000, 128), student: { n_embd: 16, n_layer: 1, n_head: 2 },
-    teachers: [{ n_embd: 16, n_layer: 2, n_head: 2 }, { n_embd: 24, n_layer: 2, n_head: 2 }, { n_embd: 32, n_layer: 2, n_head: 2 }, { n_embd: 48, n_layer: 2, n_head: 2 }, { n_embd: 64, n_layer: 3, n_head: 2 }],
-    teacherOpt: { steps: 500, lr: 5e-3, batch: 32, schedule: 'cosine' }, studentOpt: { steps: 300, lr: 5e-3, batch: 32, schedule: 'cosine' },
+    teachers: [{ n_embd: 16, n_layer: 2, n_head: 2 }, { n_embd: 24, n_layer: 2, n_head: 2 }, { n_embd: 32, n_layer: 2, n_head: 2 }, { n_embd: 48, n_layer: 2, n_head: 2 }, { n_embd: 64, n_layer: 3, n_head: 2 }, { n_embd: 96, n_layer: 3, n_head: 3 }],
+    teacherOpt: { steps: 800, lr: 5e-3, batch: 32, schedule: 'cosine' }, studentOpt: { steps: 600, lr: 5e-3, batch: 32, schedule: 'cosine' },
   },
   quick: {
     world: W(600, 64), student: { n_embd: 8, n_layer: 1, n_head: 2 },

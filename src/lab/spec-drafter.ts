@@ -17,7 +17,7 @@ interface Spec { world: WorldSpec; target: ModelSize; drafter: ModelSize; teache
 const W = (trainSeqs: number, heldOut: number, S = 17): WorldSpec => ({ V: 32, S, P: 4, oracle: { n_embd: 48, n_layer: 2, n_head: 2 }, gain: 10, trainSeqs, heldOut });
 
 export const SPEC_DRAFTER_SIZES: Record<LabSize, Spec> = {
-  full: { world: W(2000, 128), target: { n_embd: 48, n_layer: 2, n_head: 2 }, drafter: { n_embd: 8, n_layer: 1, n_head: 2 }, teacherOpt: { steps: 500, lr: 5e-3, batch: 32, schedule: 'cosine' }, studentOpt: { steps: 300, lr: 5e-3, batch: 32, schedule: 'cosine' }, gamma: 4, specPrompts: 64 },
+  full: { world: W(2000, 128), target: { n_embd: 64, n_layer: 2, n_head: 2 }, drafter: { n_embd: 16, n_layer: 1, n_head: 2 }, teacherOpt: { steps: 800, lr: 5e-3, batch: 32, schedule: 'cosine' }, studentOpt: { steps: 600, lr: 5e-3, batch: 32, schedule: 'cosine' }, gamma: 4, specPrompts: 128 },
   quick: { world: W(600, 64), target: { n_embd: 32, n_layer: 2, n_head: 2 }, drafter: { n_embd: 8, n_layer: 1, n_head: 2 }, teacherOpt: { steps: 150, lr: 5e-3, batch: 16, schedule: 'cosine' }, studentOpt: { steps: 80, lr: 5e-3, batch: 16, schedule: 'cosine' }, gamma: 4, specPrompts: 16 },
   tiny: { world: W(32, 8, 9), target: { n_embd: 16, n_layer: 1, n_head: 2 }, drafter: { n_embd: 8, n_layer: 1, n_head: 2 }, teacherOpt: { steps: 4, lr: 5e-3, batch: 4 }, studentOpt: { steps: 3, lr: 5e-3, batch: 4 }, gamma: 2, specPrompts: 2 },
 };

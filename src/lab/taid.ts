@@ -14,7 +14,7 @@ interface Spec { world: WorldSpec; student: ModelSize; teachers: ModelSize[]; te
 const W = (trainSeqs: number, heldOut: number, S = 17): WorldSpec => ({ V: 32, S, P: 2, oracle: { n_embd: 48, n_layer: 2, n_head: 2 }, gain: 10, trainSeqs, heldOut });
 
 export const TAID_SIZES: Record<LabSize, Spec> = {
-  full: { world: W(2000, 128), student: { n_embd: 8, n_layer: 1, n_head: 2 }, teachers: [{ n_embd: 16, n_layer: 1, n_head: 2 }, { n_embd: 32, n_layer: 2, n_head: 2 }, { n_embd: 64, n_layer: 3, n_head: 2 }], teacherOpt: { steps: 500, lr: 5e-3, batch: 32, schedule: 'cosine' }, studentOpt: { steps: 300, lr: 5e-3, batch: 32, schedule: 'cosine' } },
+  full: { world: W(2000, 128), student: { n_embd: 12, n_layer: 1, n_head: 2 }, teachers: [{ n_embd: 16, n_layer: 1, n_head: 2 }, { n_embd: 32, n_layer: 2, n_head: 2 }, { n_embd: 64, n_layer: 3, n_head: 2 }, { n_embd: 96, n_layer: 3, n_head: 3 }], teacherOpt: { steps: 800, lr: 5e-3, batch: 32, schedule: 'cosine' }, studentOpt: { steps: 600, lr: 5e-3, batch: 32, schedule: 'cosine' } },
   quick: { world: W(600, 64), student: { n_embd: 8, n_layer: 1, n_head: 2 }, teachers: [{ n_embd: 16, n_layer: 1, n_head: 2 }, { n_embd: 48, n_layer: 2, n_head: 2 }], teacherOpt: { steps: 150, lr: 5e-3, batch: 16, schedule: 'cosine' }, studentOpt: { steps: 80, lr: 5e-3, batch: 16, schedule: 'cosine' } },
   tiny: { world: W(32, 8, 9), student: { n_embd: 8, n_layer: 1, n_head: 2 }, teachers: [{ n_embd: 8, n_layer: 1, n_head: 2 }, { n_embd: 16, n_layer: 1, n_head: 2 }], teacherOpt: { steps: 4, lr: 5e-3, batch: 4 }, studentOpt: { steps: 3, lr: 5e-3, batch: 4 } },
 };

@@ -43,3 +43,22 @@ test('power-law detector: silent on an exact power law, fires where a curve turn
   const fire = powerLawDeviation(bent).fireStep;
   assert.ok(fire !== null && fire > 250 && fire <= 270, String(fire));
 });
+
+test('lmdistill lab CLI: runs an experiment at --tiny and rejects an unknown name', async () => {
+  const { Command } = await import('commander');
+  const { registerLab } = await import('../../src/cli/lab.js');
+  const program = new Command('lmdistill').exitOverride();
+  registerLab(program);
+  const out = path.join(tmp, 'cli-th');
+  const write = process.stdout.write.bind(process.stdout);
+  let printed = '';
+  process.stdout.write = ((s: string) => { printed += s; return true; }) as typeof process.stdout.write;
+  try {
+    await program.parseAsync(['lab', 'teacher-hacking', '--tiny', '--out', out], { from: 'user' });
+  } finally {
+    process.stdout.write = write;
+  }
+  assert.match(printed, /teacher-hacking \(tiny\)/);
+  assert.ok(fs.existsSync(path.join(out, 'report.html')));
+  await assert.rejects(program.parseAsync(['lab', 'nope'], { from: 'user' }), /unknown lab experiment "nope"/);
+});
