@@ -19,6 +19,13 @@ function niceTicks(lo: number, hi: number, n = 5): number[] {
   for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-12; v += step) out.push(+v.toPrecision(12));
   return out;
 }
+/** ticks at 1, 2, 5 × 10^k inside [10^lo, 10^hi] (decades only when the range is wide) */
+function logTicks(lo: number, hi: number): number[] {
+  const mults = hi - lo > 2.5 ? [1] : [1, 2, 5];
+  const out: number[] = [];
+  for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) for (const m of mults) { const v = m * 10 ** e; if (Math.log10(v) >= lo - 1e-9 && Math.log10(v) <= hi + 1e-9) out.push(+v.toPrecision(6)); }
+  return out.length >= 2 ? out : niceTicks(lo, hi).map((e) => 10 ** e);
+}
 const fmtTick = (v: number): string => (Math.abs(v) >= 1000 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(0) : String(+v.toPrecision(3)));
 
 /** An SVG line chart of `series` (points with non-finite or, on log axes, non-positive values are dropped). */
@@ -41,7 +48,7 @@ export function lineChart(series: Series[], o: ChartOptions): string {
     `<text x="${L}" y="18" font-size="13" font-weight="bold">${esc(o.title)}</text>`,
     `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#333"/><line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#333"/>`,
   ];
-  const ticks = (lo: number, hi: number, log?: boolean): number[] => (log ? niceTicks(lo, hi).map((e) => 10 ** e) : niceTicks(lo, hi));
+  const ticks = (lo: number, hi: number, log?: boolean): number[] => (log ? logTicks(lo, hi) : niceTicks(lo, hi));
   for (const v of ticks(x0, x1, o.logX)) {
     const x = px(v);
     parts.push(`<line x1="${x}" y1="${H - B}" x2="${x}" y2="${H - B + 4}" stroke="#333"/><text x="${x}" y="${H - B + 15}" text-anchor="middle">${fmtTick(v)}</text>`);
