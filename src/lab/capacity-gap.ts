@@ -70,8 +70,9 @@ export function writeCapacityGapReport(dir: string, r: CapacityGapResult): { htm
       { heading: 'Setup (Bench-S, reconstructed)', body: `Oracle: fixed random GPT-2 ${sp.world.oracle.n_layer}L/d${sp.world.oracle.n_embd}, V=${sp.world.V}, logit gain ${sp.world.gain} (held-out entropy ${r.oracleEntropy.toFixed(3)} nats). ${sp.world.trainSeqs} oracle sequences of ${sp.world.S} tokens train every teacher (CE, ${sp.teacherOpt.steps} steps) and are the distillation data (teacher-scored, offline forward KL, ${sp.studentOpt.steps} steps). Student ${name(sp.student)} (${r.studentParams} parameters), same init and data order for every teacher. Golden = KL(oracle‖model) per token on ${sp.world.heldOut} held-out oracle sequences. Run time ${r.seconds.toFixed(0)} s.` },
       { heading: 'Results', body: table },
       { heading: 'Verdict', body: interior
-        ? `An interior optimum appears: the ${best.teacher} teacher (${best.ratio.toFixed(1)}× the student) gives the best student; the largest teacher (${biggest.ratio.toFixed(1)}×) is worse. Where the optimum falls at this toy scale is our own measurement and need not be 2.5×.`
+        ? `An interior optimum appears: the ${best.teacher} teacher (${best.ratio.toFixed(1)}× the student) gives the best student; the largest teacher (${biggest.ratio.toFixed(1)}×) is worse. Where the optimum falls at this toy scale is our own measurement and need not be 2.5×.${best === r.rows.reduce((a, b) => (b.teacherGolden < a.teacherGolden ? b : a)) ? ' It coincides with the best teacher itself, so this run does not separate the capacity gap from teacher quality (see the caveat).' : ''}`
         : `No interior optimum at this toy scale: the best student came from the ${best === biggest ? 'largest' : 'smallest'} teacher (${best.teacher}, ${best.ratio.toFixed(1)}×). The paper's claim is not reproduced here; with teachers this small, teacher quality (its golden KL) still dominates any capacity-gap penalty.` },
+      { heading: 'Caveat: teacher quality', body: confound(r) },
       { heading: 'Figure', body: 'Student golden KL vs teacher/student parameter ratio (log x); the dashed line is the CE-only student.', figures: [{ name: 'student-vs-ratio', svg: lineChart([
         { name: 'student (FKL from teacher)', points: r.rows.map((x) => [x.ratio, x.studentGolden]) },
         { name: 'teacher itself', points: r.rows.map((x) => [x.ratio, x.teacherGolden]) },
@@ -80,4 +81,12 @@ export function writeCapacityGapReport(dir: string, r: CapacityGapResult): { htm
     ],
   });
   return { ...out, headline };
+}
+
+/** Whether bigger teachers were also better teachers here; if not, the curve mixes teacher quality with the gap. */
+function confound(r: CapacityGapResult): string {
+  const mono = r.rows.every((x, i) => i === 0 || x.teacherGolden <= r.rows[i - 1].teacherGolden);
+  const bestT = r.rows.reduce((a, b) => (b.teacherGolden < a.teacherGolden ? b : a));
+  if (mono) return 'Every larger teacher was also closer to the oracle, so differences between students come from the teacher–student gap, not from teacher quality.';
+  return `Larger teachers were **not** uniformly better models of the oracle here (teacher golden KL is lowest for ${bestT.teacher}, ${bestT.teacherGolden.toFixed(4)}; the largest teachers over-fit the ${r.spec.world.trainSeqs} training sequences with the same step budget). The student curve therefore mixes teacher quality with the capacity gap; a clean test needs teachers of equal quality at every size (e.g. tuned steps or more data per size), which we did not do. Per-teacher "gap cost" (student golden − teacher golden): ${r.rows.map((x) => `${x.teacher} ${(x.studentGolden - x.teacherGolden).toFixed(4)}`).join(', ')}.`;
 }
