@@ -65,12 +65,12 @@ export function candidatePythons(repoRoot: string, extra: string[]): { name: str
 }
 
 /** Interpreters that import torch, and why the others were skipped. */
-export async function discoverTorch(repoRoot: string, extra: string[]): Promise<{ found: PythonTorch[]; skipped: { python: string; reason: string }[] }> {
+export async function discoverTorch(repoRoot: string, extra: string[], keepOpenblasEnv = false): Promise<{ found: PythonTorch[]; skipped: { python: string; reason: string }[] }> {
   const found: PythonTorch[] = [];
   const skipped: { python: string; reason: string }[] = [];
   for (const c of candidatePythons(repoRoot, extra)) {
     if (!fs.existsSync(c.python)) { skipped.push({ python: c.python, reason: 'not found' }); continue; }
-    const r = await runJsonChild(c.python, ['-c', PROBE, path.join(repoRoot, 'bench')], peerEnvBase(process.env).env, repoRoot, 120_000);
+    const r = await runJsonChild(c.python, ['-c', PROBE, path.join(repoRoot, 'bench')], peerEnvBase(process.env, keepOpenblasEnv).env, repoRoot, 120_000);
     if (!r.ok) { skipped.push({ python: c.python, reason: r.error }); continue; }
     const rec = r.record as { ok: boolean; reason?: string; torch: string; file: string; blas: PythonTorch['blas']; core?: string | null };
     if (!rec.ok) { skipped.push({ python: c.python, reason: rec.reason ?? 'no torch' }); continue; }

@@ -2,24 +2,35 @@
  * Running one bench side in a child process and taking the JSON line it prints last. Every side runs in
  * its own process so its peak RSS (getrusage ru_maxrss) is its own, and sides never share cores.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 
 export type ChildResult =
   | { ok: true; record: Record<string, unknown>; load: { before: number; after: number } }
   | { ok: false; error: string; load: { before: number; after: number } };
 
+// The child running now: killed with the runner (Ctrl-C, kill, a test timeout) so no orphan keeps a core busy.
+let current: ChildProcess | null = null;
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    current?.kill('SIGKILL');
+    process.exit(128 + os.constants.signals[sig]);
+  });
+}
+
 /** Spawns `cmd args` with `env`, waits (up to `timeoutMs`), and parses the last `{...}` line of stdout. */
 export function runJsonChild(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string, timeoutMs: number): Promise<ChildResult> {
   const before = os.loadavg()[0];
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    current = child;
     let stdout = '', stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     const done = (error: string | null): void => {
       clearTimeout(timer);
+      current = null;
       const load = { before, after: os.loadavg()[0] };
       if (error) return resolve({ ok: false, error, load });
       const line = stdout.trim().split('\n').reverse().find((l) => l.startsWith('{'));

@@ -77,8 +77,9 @@ export function caseLine(spec: CaseSpec, machine: Machine, ours: ChildResult, pe
     spec,
     machine,
     ours: oursRec,
-    peer: best ? { label: best.label, [rate]: best[rate], ms_per_step: best.ms_per_step, peak_rss_mb: best.peak_rss_mb } : null,
-    ratios: best ? { [rate]: ratio(rate), ms_per_step: ratio('ms_per_step'), peak_rss_mb: ratio('peak_rss_mb') } : null,
+    peer: best ? { label: best.label, [rate]: best[rate], ms_per_step: best.ms_per_step, cpu_ms_per_step: best.cpu_ms_per_step, peak_rss_mb: best.peak_rss_mb } : null,
+    // cpu_ms_per_step: CPU time (all threads) per step, ours / best; steadier than wall time on a shared machine
+    ratios: best ? { [rate]: ratio(rate), ms_per_step: ratio('ms_per_step'), cpu_ms_per_step: ratio('cpu_ms_per_step'), peak_rss_mb: ratio('peak_rss_mb') } : null,
     peers: entries,
     notes: allNotes,
   };
@@ -86,16 +87,20 @@ export function caseLine(spec: CaseSpec, machine: Machine, ours: ChildResult, pe
 
 const fmt = (v: unknown, digits = 1): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '-');
 
-/** A fixed-width table of every side of every case, with the ratio to the best peer. */
-export function formatTable(lines: Rec[]): string {
-  const rows: string[][] = [['case', 'side', 'ms/step', 'tok/s', 'GFLOP/s', 'peak RSS MB', 'faults/step', 'load']];
+/**
+ * A table of every side of every case, with the ratio to the best peer: fixed-width text for the
+ * terminal, or Markdown (bench/table.ts, for BENCHMARKS.md).
+ */
+export function formatTable(lines: Rec[], markdown = false): string {
+  const rows: string[][] = [['case', 'side', 'ms/step', 'CPU ms/step', 'tok/s', 'GFLOP/s', 'peak RSS MB', 'faults/step', 'load']];
+  const blank = rows[0].slice(2).map(() => '');
   for (const line of lines) {
     const ours = line.ours as Rec;
     const sideRow = (name: string, r: Rec): string[] => {
       const load = r.load_1m as { before: number; after: number } | undefined;
-      if (r.ok === false) return [String(line.case), name, `error: ${String(r.error).slice(0, 80)}`, '', '', '', '', ''];
-      return [String(line.case), name, fmt(r.ms_per_step, 2), fmt(r.tokens_per_s, 0), fmt(r.gflops, 1), fmt(r.peak_rss_mb, 0),
-        fmt(r.minflt_per_step, 0), load ? `${fmt(load.before)}→${fmt(load.after)}` : ''];
+      if (r.ok === false) return [String(line.case), name, `error: ${String(r.error).slice(0, 80)}`, '', '', '', '', '', ''];
+      return [String(line.case), name, fmt(r.ms_per_step, 2), fmt(r.cpu_ms_per_step, 0), fmt(r.tokens_per_s, 0), fmt(r.gflops, 1),
+        fmt(r.peak_rss_mb, 0), fmt(r.minflt_per_step, 0), load ? `${fmt(load.before)}→${fmt(load.after)}` : ''];
     };
     rows.push(sideRow(`ours (${String(ours.backend ?? '?')})`, ours));
     const best = line.peer as Rec | null;
@@ -103,9 +108,13 @@ export function formatTable(lines: Rec[]): string {
     const ratios = line.ratios as Rec | null;
     if (ratios) {
       const rate = line.kind === 'kd' ? 'tokens_per_s' : 'gflops';
-      rows.push([String(line.case), `ours / best peer: speed ×${fmt(ratios[rate], 3)}, peak RSS ×${fmt(ratios.peak_rss_mb, 2)}`, '', '', '', '', '', '']);
+      rows.push([String(line.case), `ours / best peer: speed ×${fmt(ratios[rate], 3)}, CPU time ×${fmt(ratios.cpu_ms_per_step, 2)}, peak RSS ×${fmt(ratios.peak_rss_mb, 2)}`, ...blank]);
     }
-    for (const n of line.notes as string[]) rows.push([String(line.case), `note: ${n}`, '', '', '', '', '', '']);
+    for (const n of line.notes as string[]) rows.push([String(line.case), `note: ${n}`, ...blank]);
+  }
+  if (markdown) {
+    const md = (r: string[]): string => `| ${r.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+    return [md(rows[0]), md(rows[0].map((_, c) => (c >= 2 ? '---:' : '---'))), ...rows.slice(1).map(md)].join('\n') + '\n';
   }
   // long cells (labels, notes) in the side column set its width only up to a cap; the rest overflow
   const widths = rows[0].map((_, c) => Math.min(c === 1 ? 70 : 24, Math.max(...rows.map((r) => (r[c].length > 90 ? 0 : r[c].length)))));

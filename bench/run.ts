@@ -77,7 +77,7 @@ async function runBench(names: string[], o: RunOptions): Promise<number> {
   let pythons: PythonTorch[] = [];
   const notes: string[] = [];
   if (o.peers) {
-    const { found, skipped } = await discoverTorch(REPO_ROOT, o.python);
+    const { found, skipped } = await discoverTorch(REPO_ROOT, o.python, o.keepOpenblasEnv ?? false);
     pythons = found;
     for (const s of skipped) log(`peer interpreter ${s.python} skipped: ${s.reason}`);
     if (!found.length) {
@@ -94,9 +94,13 @@ async function runBench(names: string[], o: RunOptions): Promise<number> {
   let failures = 0;
   for (const spec of specs) {
     // the child picks its backend, and its default steps depend on it: pass steps only when set here
-    const oursArgs = ['--import', 'tsx', path.join(BENCH_DIR, 'ours.ts'), '--spec', JSON.stringify(spec), '--backend', o.backend];
-    if (o.steps !== undefined) oursArgs.push('--steps', String(o.steps));
-    if (o.warmup !== undefined) oursArgs.push('--warmup', String(o.warmup));
+    const oursArgs = (backend: string): string[] => [
+      '--import', 'tsx', path.join(BENCH_DIR, 'ours.ts'), '--spec', JSON.stringify(spec), '--backend', backend,
+      ...(o.steps !== undefined ? ['--steps', String(o.steps)] : []),
+      ...(o.warmup !== undefined ? ['--warmup', String(o.warmup)] : []),
+    ];
+    // later rounds use the backend the first one resolved `auto` to, so rounds compare like with like
+    let backend: string = o.backend;
     const plan = defaultPlan(spec, 'torch');
     const peerArgs = (threads: number): string[] => [
       path.join(BENCH_DIR, spec.kind === 'kd' ? 'peer_kd.py' : 'peer_gemm.py'), '--spec', JSON.stringify(spec),
@@ -104,23 +108,23 @@ async function runBench(names: string[], o: RunOptions): Promise<number> {
     ];
     const oursRuns: ChildResult[] = [];
     const peerRuns: ChildResult[][] = configs.map(() => []);
-    const peerUnset = configs.map((cfg) => peerEnv(process.env, cfg, o.keepOpenblasEnv ?? false).unset);
+    const peerEnvs = configs.map((cfg) => peerEnv(process.env, cfg, o.keepOpenblasEnv ?? false));
     for (let round = 1; round <= o.rounds; round++) {
       const tag = o.rounds > 1 ? ` [round ${round}/${o.rounds}]` : '';
-      log(`${spec.name}${tag}: ours (--backend ${o.backend}) ...`);
-      const ours = await runJsonChild(process.execPath, oursArgs, oursEnv, REPO_ROOT, timeoutMs);
+      log(`${spec.name}${tag}: ours (--backend ${backend}) ...`);
+      const ours = await runJsonChild(process.execPath, oursArgs(backend), oursEnv, REPO_ROOT, timeoutMs);
+      if (ours.ok) backend = String(ours.record.backend);
       log(`${spec.name}${tag}: ours${ours.ok ? ` (${String(ours.record.backend)})` : ''}: ${describe(ours)}`);
       oursRuns.push(ours);
       for (const [i, cfg] of configs.entries()) {
-        const { env } = peerEnv(process.env, cfg, o.keepOpenblasEnv ?? false);
-        const result = await runJsonChild(cfg.py.python, peerArgs(cfg.torchThreads), env, REPO_ROOT, timeoutMs);
+        const result = await runJsonChild(cfg.py.python, peerArgs(cfg.torchThreads), peerEnvs[i].env, REPO_ROOT, timeoutMs);
         log(`${spec.name}${tag}: ${cfg.label}: ${describe(result)}`);
         peerRuns[i].push(result);
       }
     }
     const ours = bestOfRounds(oursRuns);
     if (!ours.ok) failures++;
-    const peers = configs.map((cfg, i) => ({ cfg, unset: peerUnset[i], result: bestOfRounds(peerRuns[i]) }));
+    const peers = configs.map((cfg, i) => ({ cfg, unset: peerEnvs[i].unset, result: bestOfRounds(peerRuns[i]) }));
     const line = caseLine(spec, machine, ours, peers, notes);
     lines.push(line);
     process.stdout.write(JSON.stringify(line) + '\n');
