@@ -22,7 +22,7 @@ interface SizeSpec {
 
 export const DEMO_SIZES: Record<DemoSize, SizeSpec> = {
   full: { vocab: 1024, seqLen: 64, batch: 16, teacherSteps: 500, studentSteps: 200, onPolicySteps: 120, teacher: { n_embd: 96, n_layer: 3, n_head: 3 }, student: { n_embd: 48, n_layer: 2, n_head: 2 }, evalBatches: 10 },
-  quick: { vocab: 512, seqLen: 64, batch: 8, teacherSteps: 150, studentSteps: 60, onPolicySteps: 40, teacher: { n_embd: 64, n_layer: 2, n_head: 2 }, student: { n_embd: 32, n_layer: 1, n_head: 2 }, evalBatches: 4 },
+  quick: { vocab: 512, seqLen: 64, batch: 8, teacherSteps: 120, studentSteps: 40, onPolicySteps: 25, teacher: { n_embd: 64, n_layer: 2, n_head: 2 }, student: { n_embd: 32, n_layer: 1, n_head: 2 }, evalBatches: 4 },
   tiny: { vocab: 300, seqLen: 32, batch: 4, teacherSteps: 6, studentSteps: 3, onPolicySteps: 2, teacher: { n_embd: 16, n_layer: 1, n_head: 2 }, student: { n_embd: 8, n_layer: 1, n_head: 2 }, evalBatches: 1 },
 };
 
