@@ -32,271 +32,255 @@
  * Every bound also allows an absolute 1e-37 (a subnormal on one side, 0 on the other).
  */
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { test } from 'node:test';
 import type { Backend, BinaryOp, MatmulArgs, UnaryOp } from '../../src/backend/backend.js';
-import { nativeBackend, nativeInfo, setNativeIsa, setNativeThreads, type NativeIsa } from '../../src/backend/native.js';
+import { setNativeThreads } from '../../src/backend/native.js';
 import { refBackend as ref } from '../../src/backend/ref.js';
 import { Rng } from '../../src/util/rng.js';
-import { U, TINY, expectClose, exact, rel, randn, pick, numel, contiguous, unaryInput, geluTol, UNARY_TOL, UNARY_OPS, BINARY_OPS, randomView, randomShape, type GemmCase, gemmCases, runGemm, gemmOperands, attnBackwardMagnitudes } from '../helpers/native-diff.js';
+import { U, TINY, expectClose, exact, rel, randn, pick, numel, contiguous, unaryInput, geluTol, UNARY_TOL, UNARY_OPS, BINARY_OPS, randomView, randomShape, type GemmCase, gemmCases, runGemm, gemmOperands, attnBackwardMagnitudes , forEachNativeIsa } from '../helpers/native-diff.js';
 
-const native = nativeBackend;
-const info = nativeInfo();
+forEachNativeIsa((nb, use) => {
 
-if (!native) {
-  test('native backend vs reference', (t) => {
-    t.diagnostic(`native addon unavailable: ${info.reason}`);
-    t.skip(`native addon unavailable: ${info.reason}`);
+  test('unary', (t) => {
+    use();
+    const rng = new Rng(11);
+    for (const op of UNARY_OPS) {
+      let worst = 0;
+      for (const n of [1, 3, 17, 33, 65, 127, 1000, 70_001]) {
+        const x = unaryInput(n, rng);
+        const want = new Float32Array(n), got = new Float32Array(n);
+        ref.unary(op, x, want);
+        nb.unary(op, x, got);
+        worst = Math.max(worst, expectClose(`${op} n=${n}`, got, want, UNARY_TOL[op](x, want)));
+      }
+      t.diagnostic(`${op}: worst |Δ|/tol ${worst.toFixed(3)}`);
+    }
   });
-} else {
-  const nb = native;
-  const initialIsa = info.isa;
-  after(() => { setNativeIsa(initialIsa); });
-  for (const isa of info.supportedIsas as NativeIsa[]) {
-    describe(`native (${isa}) vs reference`, () => {
-      const use = (): void => { assert.ok(setNativeIsa(isa), `cannot select ${isa}`); };
 
-      test('unary', (t) => {
-        use();
-        const rng = new Rng(11);
-        for (const op of UNARY_OPS) {
-          let worst = 0;
-          for (const n of [1, 3, 17, 33, 65, 127, 1000, 70_001]) {
-            const x = unaryInput(n, rng);
-            const want = new Float32Array(n), got = new Float32Array(n);
-            ref.unary(op, x, want);
-            nb.unary(op, x, got);
-            worst = Math.max(worst, expectClose(`${op} n=${n}`, got, want, UNARY_TOL[op](x, want)));
-          }
-          t.diagnostic(`${op}: worst |Δ|/tol ${worst.toFixed(3)}`);
-        }
-      });
+  test('unaryBackward', (t) => {
+    use();
+    const rng = new Rng(12);
+    for (const op of UNARY_OPS) {
+      let worst = 0;
+      for (const n of [1, 3, 17, 65, 1000, 70_001]) {
+        const x = unaryInput(n, rng);
+        if (op === 'log' || op === 'sqrt') for (let i = 0; i < n; i++) x[i] = Math.abs(x[i]);
+        const y = new Float32Array(n);
+        ref.unary(op, x, y);
+        const gy = randn(n, rng);
+        const want = new Float32Array(n), got = new Float32Array(n);
+        ref.unaryBackward(op, x, y, gy, want);
+        nb.unaryBackward(op, x, y, gy, got);
+        // exact where both round one float op; else relative to the magnitude of the terms
+        const tol = ['neg', 'exp', 'log', 'sqrt', 'relu', 'abs'].includes(op) ? exact
+          : op === 'gelu' ? (i: number) => geluTol(x, want, 16)(i) + 16 * U * Math.abs(gy[i]) * (1 + Math.min(Math.abs(x[i]), 1e6) * 1e-1)
+            : (i: number) => 16 * U * (Math.abs(want[i]) + Math.abs(gy[i]) * Math.abs(y[i]) * (1 + Math.min(Math.abs(x[i]), 1e6)) * 1e-1);
+        worst = Math.max(worst, expectClose(`${op}' n=${n}`, got, want, tol));
+      }
+      t.diagnostic(`${op}': worst |Δ|/tol ${worst.toFixed(3)}`);
+    }
+  });
 
-      test('unaryBackward', (t) => {
-        use();
-        const rng = new Rng(12);
-        for (const op of UNARY_OPS) {
-          let worst = 0;
-          for (const n of [1, 3, 17, 65, 1000, 70_001]) {
-            const x = unaryInput(n, rng);
-            if (op === 'log' || op === 'sqrt') for (let i = 0; i < n; i++) x[i] = Math.abs(x[i]);
-            const y = new Float32Array(n);
-            ref.unary(op, x, y);
-            const gy = randn(n, rng);
-            const want = new Float32Array(n), got = new Float32Array(n);
-            ref.unaryBackward(op, x, y, gy, want);
-            nb.unaryBackward(op, x, y, gy, got);
-            // exact where both round one float op; else relative to the magnitude of the terms
-            const tol = ['neg', 'exp', 'log', 'sqrt', 'relu', 'abs'].includes(op) ? exact
-              : op === 'gelu' ? (i: number) => geluTol(x, want, 16)(i) + 16 * U * Math.abs(gy[i]) * (1 + Math.min(Math.abs(x[i]), 1e6) * 1e-1)
-                : (i: number) => 16 * U * (Math.abs(want[i]) + Math.abs(gy[i]) * Math.abs(y[i]) * (1 + Math.min(Math.abs(x[i]), 1e6)) * 1e-1);
-            worst = Math.max(worst, expectClose(`${op}' n=${n}`, got, want, tol));
-          }
-          t.diagnostic(`${op}': worst |Δ|/tol ${worst.toFixed(3)}`);
-        }
-      });
+  test('binary with broadcast and permuted strides', () => {
+    use();
+    const rng = new Rng(13);
+    for (let r = 0; r < 150; r++) {
+      const shape = randomShape(rng);
+      const a = randomView(shape, rng, 0.25), b = randomView(shape, rng, 0.25);
+      if (r % 10 === 0) a.data[0] = NaN;
+      for (const op of BINARY_OPS) {
+        const want = new Float32Array(numel(shape)), got = new Float32Array(numel(shape));
+        ref.binary(op, a.data, a.strides, b.data, b.strides, want, shape);
+        nb.binary(op, a.data, a.strides, b.data, b.strides, got, shape);
+        expectClose(`${op} [${shape}] a${a.strides} b${b.strides}`, got, want, op === 'pow' ? rel(want, 4 * U) : exact);
+      }
+    }
+    // pow's JavaScript special cases
+    const a = Float32Array.from([1, -1, 1, NaN, 0, -0, 2, -8]);
+    const b = Float32Array.from([NaN, Infinity, -Infinity, 0, -1, -1, 0.5, 1 / 3]);
+    const want = new Float32Array(8), got = new Float32Array(8);
+    ref.binary('pow', a, [1], b, [1], want, [8]);
+    nb.binary('pow', a, [1], b, [1], got, [8]);
+    expectClose('pow specials', got, want, exact);
+  });
 
-      test('binary with broadcast and permuted strides', () => {
-        use();
-        const rng = new Rng(13);
-        for (let r = 0; r < 150; r++) {
-          const shape = randomShape(rng);
-          const a = randomView(shape, rng, 0.25), b = randomView(shape, rng, 0.25);
-          if (r % 10 === 0) a.data[0] = NaN;
-          for (const op of BINARY_OPS) {
-            const want = new Float32Array(numel(shape)), got = new Float32Array(numel(shape));
-            ref.binary(op, a.data, a.strides, b.data, b.strides, want, shape);
-            nb.binary(op, a.data, a.strides, b.data, b.strides, got, shape);
-            expectClose(`${op} [${shape}] a${a.strides} b${b.strides}`, got, want, op === 'pow' ? rel(want, 4 * U) : exact);
-          }
-        }
-        // pow's JavaScript special cases
-        const a = Float32Array.from([1, -1, 1, NaN, 0, -0, 2, -8]);
-        const b = Float32Array.from([NaN, Infinity, -Infinity, 0, -1, -1, 0.5, 1 / 3]);
-        const want = new Float32Array(8), got = new Float32Array(8);
-        ref.binary('pow', a, [1], b, [1], want, [8]);
-        nb.binary('pow', a, [1], b, [1], got, [8]);
-        expectClose('pow specials', got, want, exact);
-      });
+  test('where with broadcast strides', () => {
+    use();
+    const rng = new Rng(14);
+    for (let r = 0; r < 100; r++) {
+      const shape = randomShape(rng);
+      const c = randomView(shape, rng, 0.3), a = randomView(shape, rng, 0.3), b = randomView(shape, rng, 0.3);
+      for (let i = 0; i < c.data.length; i++) c.data[i] = c.data[i] > 0 ? 1 : i % 7 === 0 ? NaN : 0;
+      const want = new Float32Array(numel(shape)), got = new Float32Array(numel(shape));
+      ref.where(c.data, c.strides, a.data, a.strides, b.data, b.strides, want, shape);
+      nb.where(c.data, c.strides, a.data, a.strides, b.data, b.strides, got, shape);
+      expectClose(`where [${shape}]`, got, want, exact);
+    }
+  });
 
-      test('where with broadcast strides', () => {
-        use();
-        const rng = new Rng(14);
-        for (let r = 0; r < 100; r++) {
-          const shape = randomShape(rng);
-          const c = randomView(shape, rng, 0.3), a = randomView(shape, rng, 0.3), b = randomView(shape, rng, 0.3);
-          for (let i = 0; i < c.data.length; i++) c.data[i] = c.data[i] > 0 ? 1 : i % 7 === 0 ? NaN : 0;
-          const want = new Float32Array(numel(shape)), got = new Float32Array(numel(shape));
-          ref.where(c.data, c.strides, a.data, a.strides, b.data, b.strides, want, shape);
-          nb.where(c.data, c.strides, a.data, a.strides, b.data, b.strides, got, shape);
-          expectClose(`where [${shape}]`, got, want, exact);
-        }
-      });
+  test('reduce sum/max over random axes', () => {
+    use();
+    const rng = new Rng(15);
+    for (let r = 0; r < 150; r++) {
+      const shape = randomShape(rng);
+      const reduced = shape.map(() => rng.nextFloat() < 0.5);
+      const outShape = shape.map((s, i) => (reduced[i] ? 1 : s));
+      const os = contiguous(outShape).map((s, i) => (reduced[i] ? 0 : s));
+      const x = randn(numel(shape), rng, 3);
+      if (r % 5 === 0) x[rng.int(x.length)] = NaN;
+      if (r % 7 === 0) x.fill(-Infinity);
+      const absSum = new Float32Array(numel(outShape));
+      ref.reduce('sum', x.map(Math.abs), shape, absSum, os);
+      for (const op of ['sum', 'max'] as const) {
+        const want = new Float32Array(numel(outShape)).fill(7), got = new Float32Array(numel(outShape)).fill(-7);
+        ref.reduce(op, x, shape, want, os);
+        nb.reduce(op, x, shape, got, os);
+        expectClose(`${op} [${shape}] out ${os}`, got, want, op === 'max' ? exact : (i) => 2 * U * absSum[i]);
+      }
+    }
+    for (const op of ['sum', 'max'] as const) { // empty reductions initialise the output
+      const want = new Float32Array(3).fill(5), got = new Float32Array(3).fill(5);
+      ref.reduce(op, new Float32Array(0), [0, 3], want, [0, 1]);
+      nb.reduce(op, new Float32Array(0), [0, 3], got, [0, 1]);
+      expectClose(`${op} of empty`, got, want, exact);
+    }
+  });
 
-      test('reduce sum/max over random axes', () => {
-        use();
-        const rng = new Rng(15);
-        for (let r = 0; r < 150; r++) {
-          const shape = randomShape(rng);
-          const reduced = shape.map(() => rng.nextFloat() < 0.5);
-          const outShape = shape.map((s, i) => (reduced[i] ? 1 : s));
-          const os = contiguous(outShape).map((s, i) => (reduced[i] ? 0 : s));
-          const x = randn(numel(shape), rng, 3);
-          if (r % 5 === 0) x[rng.int(x.length)] = NaN;
-          if (r % 7 === 0) x.fill(-Infinity);
-          const absSum = new Float32Array(numel(outShape));
-          ref.reduce('sum', x.map(Math.abs), shape, absSum, os);
-          for (const op of ['sum', 'max'] as const) {
-            const want = new Float32Array(numel(outShape)).fill(7), got = new Float32Array(numel(outShape)).fill(-7);
-            ref.reduce(op, x, shape, want, os);
-            nb.reduce(op, x, shape, got, os);
-            expectClose(`${op} [${shape}] out ${os}`, got, want, op === 'max' ? exact : (i) => 2 * U * absSum[i]);
-          }
-        }
-        for (const op of ['sum', 'max'] as const) { // empty reductions initialise the output
-          const want = new Float32Array(3).fill(5), got = new Float32Array(3).fill(5);
-          ref.reduce(op, new Float32Array(0), [0, 3], want, [0, 1]);
-          nb.reduce(op, new Float32Array(0), [0, 3], got, [0, 1]);
-          expectClose(`${op} of empty`, got, want, exact);
-        }
-      });
+  test('copyStrided (permute, expand, slice offsets, negative strides)', () => {
+    use();
+    const rng = new Rng(16);
+    for (let r = 0; r < 150; r++) {
+      const shape = randomShape(rng);
+      const v = randomView(shape, rng, 0.2);
+      let offset = 0;
+      const strides = v.strides.slice();
+      if (r % 4 === 0) { // reverse one axis: start at its last element
+        const d = rng.int(shape.length);
+        offset = (shape[d] - 1) * strides[d];
+        strides[d] = -strides[d];
+      }
+      const want = new Float32Array(numel(shape)), got = new Float32Array(numel(shape));
+      ref.copyStrided(v.data, offset, strides, want, shape);
+      nb.copyStrided(v.data, offset, strides, got, shape);
+      expectClose(`copy [${shape}] strides ${strides} +${offset}`, got, want, exact);
+    }
+  });
 
-      test('copyStrided (permute, expand, slice offsets, negative strides)', () => {
-        use();
-        const rng = new Rng(16);
-        for (let r = 0; r < 150; r++) {
-          const shape = randomShape(rng);
-          const v = randomView(shape, rng, 0.2);
-          let offset = 0;
-          const strides = v.strides.slice();
-          if (r % 4 === 0) { // reverse one axis: start at its last element
-            const d = rng.int(shape.length);
-            offset = (shape[d] - 1) * strides[d];
-            strides[d] = -strides[d];
-          }
-          const want = new Float32Array(numel(shape)), got = new Float32Array(numel(shape));
-          ref.copyStrided(v.data, offset, strides, want, shape);
-          nb.copyStrided(v.data, offset, strides, got, shape);
-          expectClose(`copy [${shape}] strides ${strides} +${offset}`, got, want, exact);
-        }
-      });
+  test('matmul: all transpositions, batch strides, accumulate, block edges', (t) => {
+    use();
+    const rng = new Rng(17);
+    let worst = 0;
+    for (const g of gemmCases(rng)) {
+      const { a, b, c } = gemmOperands(g, rng);
+      const want = runGemm(ref, a, b, c, g), got = runGemm(nb, a, b, c, g);
+      // Σ|a||b| per element: the reference GEMM on absolute values
+      const scale = runGemm(ref, a.map(Math.abs), b.map(Math.abs), new Float32Array(c.length), { ...g, accumulate: false });
+      const tol = (i: number): number => (2 * Math.sqrt(g.k) + 2) * U * scale[i] + 2 * U * Math.abs(want[i]) + (g.accumulate ? U * Math.abs(c[i]) : 0);
+      worst = Math.max(worst, expectClose(`matmul ${g.label}`, got, want, tol));
+    }
+    t.diagnostic(`matmul: worst |Δ|/tol ${worst.toFixed(3)}`);
+  });
 
-      test('matmul: all transpositions, batch strides, accumulate, block edges', (t) => {
-        use();
-        const rng = new Rng(17);
-        let worst = 0;
-        for (const g of gemmCases(rng)) {
-          const { a, b, c } = gemmOperands(g, rng);
-          const want = runGemm(ref, a, b, c, g), got = runGemm(nb, a, b, c, g);
-          // Σ|a||b| per element: the reference GEMM on absolute values
-          const scale = runGemm(ref, a.map(Math.abs), b.map(Math.abs), new Float32Array(c.length), { ...g, accumulate: false });
-          const tol = (i: number): number => (2 * Math.sqrt(g.k) + 2) * U * scale[i] + 2 * U * Math.abs(want[i]) + (g.accumulate ? U * Math.abs(c[i]) : 0);
-          worst = Math.max(worst, expectClose(`matmul ${g.label}`, got, want, tol));
-        }
-        t.diagnostic(`matmul: worst |Δ|/tol ${worst.toFixed(3)}`);
-      });
+  test('matmul results do not depend on the thread count', () => {
+    use();
+    const rng = new Rng(18);
+    try {
+      for (const [m, n, k] of [[257, 129, 300], [64, 1000, 64]]) {
+        const g: MatmulArgs = { batch: 1, m, n, k, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false };
+        const { a, b, c } = gemmOperands(g, rng);
+        setNativeThreads(1);
+        const one = runGemm(nb, a, b, c, g);
+        setNativeThreads(0);
+        const many = runGemm(nb, a, b, c, g);
+        assert.deepEqual(many, one);
+      }
+    } finally {
+      setNativeThreads(0);
+    }
+  });
 
-      test('matmul results do not depend on the thread count', () => {
-        use();
-        const rng = new Rng(18);
-        try {
-          for (const [m, n, k] of [[257, 129, 300], [64, 1000, 64]]) {
-            const g: MatmulArgs = { batch: 1, m, n, k, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false };
-            const { a, b, c } = gemmOperands(g, rng);
-            setNativeThreads(1);
-            const one = runGemm(nb, a, b, c, g);
-            setNativeThreads(0);
-            const many = runGemm(nb, a, b, c, g);
-            assert.deepEqual(many, one);
-          }
-        } finally {
-          setNativeThreads(0);
-        }
-      });
+  test('softmax and log-softmax (masked rows, wide rows)', (t) => {
+    use();
+    const rng = new Rng(19);
+    let worst = 0;
+    for (const [rows, cols] of [[1, 1], [3, 1], [2, 3], [5, 17], [7, 33], [4, 127], [3, 1000], [2, 5003], [300, 130]]) {
+      const x = randn(rows * cols, rng, 4);
+      for (let i = 0; i < x.length; i++) if (rng.nextFloat() < 0.1) x[i] = -Infinity;
+      if (rows > 1) x.fill(-Infinity, cols, 2 * cols); // a fully masked row → NaN on both sides
+      x[0] = 80;
+      for (const log of [false, true]) {
+        const want = new Float32Array(x.length), got = new Float32Array(x.length);
+        ref.softmax(x, want, rows, cols, log);
+        nb.softmax(x, got, rows, cols, log);
+        const rowMax = (i: number): number => { let m = -Infinity; const o = i - (i % cols); for (let j = 0; j < cols; j++) m = Math.max(m, x[o + j]); return m; };
+        const tol = (i: number): number => (16 + (log ? 0 : Math.min(Math.abs(x[i] - rowMax(i)), 200))) * U * Math.abs(want[i]);
+        worst = Math.max(worst, expectClose(`softmax log=${log} ${rows}×${cols}`, got, want, tol));
+      }
+    }
+    t.diagnostic(`softmax: worst |Δ|/tol ${worst.toFixed(3)}`);
+  });
 
-      test('softmax and log-softmax (masked rows, wide rows)', (t) => {
-        use();
-        const rng = new Rng(19);
-        let worst = 0;
-        for (const [rows, cols] of [[1, 1], [3, 1], [2, 3], [5, 17], [7, 33], [4, 127], [3, 1000], [2, 5003], [300, 130]]) {
-          const x = randn(rows * cols, rng, 4);
-          for (let i = 0; i < x.length; i++) if (rng.nextFloat() < 0.1) x[i] = -Infinity;
-          if (rows > 1) x.fill(-Infinity, cols, 2 * cols); // a fully masked row → NaN on both sides
-          x[0] = 80;
-          for (const log of [false, true]) {
-            const want = new Float32Array(x.length), got = new Float32Array(x.length);
-            ref.softmax(x, want, rows, cols, log);
-            nb.softmax(x, got, rows, cols, log);
-            const rowMax = (i: number): number => { let m = -Infinity; const o = i - (i % cols); for (let j = 0; j < cols; j++) m = Math.max(m, x[o + j]); return m; };
-            const tol = (i: number): number => (16 + (log ? 0 : Math.min(Math.abs(x[i] - rowMax(i)), 200))) * U * Math.abs(want[i]);
-            worst = Math.max(worst, expectClose(`softmax log=${log} ${rows}×${cols}`, got, want, tol));
-          }
-        }
-        t.diagnostic(`softmax: worst |Δ|/tol ${worst.toFixed(3)}`);
-      });
+  test('softmaxBackward', (t) => {
+    use();
+    const rng = new Rng(20);
+    let worst = 0;
+    for (const [rows, cols] of [[1, 1], [2, 3], [5, 17], [4, 127], [3, 1000], [300, 130]]) {
+      for (const log of [false, true]) {
+        const y = new Float32Array(rows * cols);
+        ref.softmax(randn(rows * cols, rng, 3), y, rows, cols, log);
+        const gy = randn(rows * cols, rng);
+        const want = new Float32Array(y.length), got = new Float32Array(y.length);
+        ref.softmaxBackward(y, gy, want, rows, cols, log);
+        nb.softmaxBackward(y, gy, got, rows, cols, log);
+        const mass = new Float64Array(rows); // Σ|gy| (log) or Σ|gy·y| per row
+        for (let i = 0; i < y.length; i++) mass[Math.floor(i / cols)] += Math.abs(log ? gy[i] : gy[i] * y[i]);
+        const tol = (i: number): number => {
+          const p = log ? Math.exp(y[i]) : Math.abs(y[i]);
+          return 16 * U * (log ? Math.abs(gy[i]) + p * mass[Math.floor(i / cols)] : p * (Math.abs(gy[i]) + mass[Math.floor(i / cols)]));
+        };
+        worst = Math.max(worst, expectClose(`softmaxBackward log=${log} ${rows}×${cols}`, got, want, tol));
+      }
+    }
+    t.diagnostic(`softmaxBackward: worst |Δ|/tol ${worst.toFixed(3)}`);
+  });
 
-      test('softmaxBackward', (t) => {
-        use();
-        const rng = new Rng(20);
-        let worst = 0;
-        for (const [rows, cols] of [[1, 1], [2, 3], [5, 17], [4, 127], [3, 1000], [300, 130]]) {
-          for (const log of [false, true]) {
-            const y = new Float32Array(rows * cols);
-            ref.softmax(randn(rows * cols, rng, 3), y, rows, cols, log);
-            const gy = randn(rows * cols, rng);
-            const want = new Float32Array(y.length), got = new Float32Array(y.length);
-            ref.softmaxBackward(y, gy, want, rows, cols, log);
-            nb.softmaxBackward(y, gy, got, rows, cols, log);
-            const mass = new Float64Array(rows); // Σ|gy| (log) or Σ|gy·y| per row
-            for (let i = 0; i < y.length; i++) mass[Math.floor(i / cols)] += Math.abs(log ? gy[i] : gy[i] * y[i]);
-            const tol = (i: number): number => {
-              const p = log ? Math.exp(y[i]) : Math.abs(y[i]);
-              return 16 * U * (log ? Math.abs(gy[i]) + p * mass[Math.floor(i / cols)] : p * (Math.abs(gy[i]) + mass[Math.floor(i / cols)]));
-            };
-            worst = Math.max(worst, expectClose(`softmaxBackward log=${log} ${rows}×${cols}`, got, want, tol));
-          }
-        }
-        t.diagnostic(`softmaxBackward: worst |Δ|/tol ${worst.toFixed(3)}`);
-      });
+  test('gather and scatterAdd (repeated ids)', () => {
+    use();
+    const rng = new Rng(21);
+    for (const [rowsN, d, n] of [[1, 1, 1], [7, 3, 20], [50, 17, 200], [1000, 64, 3000]]) {
+      const table = randn(rowsN * d, rng);
+      const ids = Int32Array.from({ length: n }, () => rng.int(rowsN));
+      const want = new Float32Array(n * d), got = new Float32Array(n * d);
+      ref.gather(table, ids, d, want);
+      nb.gather(table, ids, d, got);
+      expectClose(`gather ${rowsN}×${d} n=${n}`, got, want, exact);
+      const src = randn(n * d, rng);
+      const base = randn(rowsN * d, rng);
+      const sw = base.slice(), sg = base.slice();
+      ref.scatterAdd(src, ids, d, sw);
+      nb.scatterAdd(src, ids, d, sg);
+      expectClose(`scatterAdd ${rowsN}×${d} n=${n}`, sg, sw, exact);
+    }
+  });
 
-      test('gather and scatterAdd (repeated ids)', () => {
-        use();
-        const rng = new Rng(21);
-        for (const [rowsN, d, n] of [[1, 1, 1], [7, 3, 20], [50, 17, 200], [1000, 64, 3000]]) {
-          const table = randn(rowsN * d, rng);
-          const ids = Int32Array.from({ length: n }, () => rng.int(rowsN));
-          const want = new Float32Array(n * d), got = new Float32Array(n * d);
-          ref.gather(table, ids, d, want);
-          nb.gather(table, ids, d, got);
-          expectClose(`gather ${rowsN}×${d} n=${n}`, got, want, exact);
-          const src = randn(n * d, rng);
-          const base = randn(rowsN * d, rng);
-          const sw = base.slice(), sg = base.slice();
-          ref.scatterAdd(src, ids, d, sw);
-          nb.scatterAdd(src, ids, d, sg);
-          expectClose(`scatterAdd ${rowsN}×${d} n=${n}`, sg, sw, exact);
-        }
-      });
-
-      test('out-of-range views and ids throw instead of touching memory', () => {
-        use();
-        const x = new Float32Array(6), out = new Float32Array(6);
-        assert.throws(() => nb.binary('add', x, [3, 1], x, [4, 1], out, [2, 3]), RangeError);
-        assert.throws(() => nb.copyStrided(x, 1, [3, 1], out, [2, 3]), RangeError);
-        assert.throws(() => nb.gather(x, Int32Array.of(0, 3), 2, out), RangeError);
-        assert.throws(() => nb.scatterAdd(x, Int32Array.of(-1), 2, out), RangeError);
-        assert.throws(() => nb.matmul(x, x, out, { batch: 1, m: 3, n: 3, k: 3, transA: false, transB: false, aBatchStride: 0, bBatchStride: 0, accumulate: false }), RangeError);
-        assert.throws(() => nb.reduce('sum', x, [2, 3], new Float32Array(2), [1, 1]), RangeError);
-        assert.throws(() => nb.softmax(x, out, 2, 4, false), RangeError);
-        const r = new Float32Array(2);
-        assert.throws(() => nb.normForward(x, x, null, out, r, r, 2, 4, 1e-5, false), RangeError);
-        assert.throws(() => nb.normForward(x, x, null, out, r, r, 3, 2, 1e-5, false), RangeError); // mean/rstd too short
-        assert.throws(() => nb.normBackward(x, x, r, r, x, out, new Float32Array(2), null, 2, 3, false), RangeError);
-        assert.throws(() => nb.adamw(x, new Float32Array(5), x.slice(), x.slice(), { beta1: 0.9, beta2: 0.999, eps: 1e-8, decay: 1, stepSize: 1e-3, sqrtBc2: 1 }), RangeError);
-        const d = { B: 1, H: 2, Hkv: 1, T: 3, S: 3, D: 1, causal: true, scale: 1 };
-        assert.throws(() => nb.attention(x, x, x, out, r, d), RangeError); // lse shorter than B·H·T
-        assert.throws(() => nb.attention(x, x, x, out, out, { ...d, H: 3, Hkv: 2, T: 1 }), RangeError); // H not a multiple of Hkv
-        assert.throws(() => nb.attentionBackward(x, x, x, x, out, x, x, x, new Float32Array(2), d), RangeError);
-      });
-    });
-  }
-}
+  test('out-of-range views and ids throw instead of touching memory', () => {
+    use();
+    const x = new Float32Array(6), out = new Float32Array(6);
+    assert.throws(() => nb.binary('add', x, [3, 1], x, [4, 1], out, [2, 3]), RangeError);
+    assert.throws(() => nb.copyStrided(x, 1, [3, 1], out, [2, 3]), RangeError);
+    assert.throws(() => nb.gather(x, Int32Array.of(0, 3), 2, out), RangeError);
+    assert.throws(() => nb.scatterAdd(x, Int32Array.of(-1), 2, out), RangeError);
+    assert.throws(() => nb.matmul(x, x, out, { batch: 1, m: 3, n: 3, k: 3, transA: false, transB: false, aBatchStride: 0, bBatchStride: 0, accumulate: false }), RangeError);
+    assert.throws(() => nb.reduce('sum', x, [2, 3], new Float32Array(2), [1, 1]), RangeError);
+    assert.throws(() => nb.softmax(x, out, 2, 4, false), RangeError);
+    const r = new Float32Array(2);
+    assert.throws(() => nb.normForward(x, x, null, out, r, r, 2, 4, 1e-5, false), RangeError);
+    assert.throws(() => nb.normForward(x, x, null, out, r, r, 3, 2, 1e-5, false), RangeError); // mean/rstd too short
+    assert.throws(() => nb.normBackward(x, x, r, r, x, out, new Float32Array(2), null, 2, 3, false), RangeError);
+    assert.throws(() => nb.adamw(x, new Float32Array(5), x.slice(), x.slice(), { beta1: 0.9, beta2: 0.999, eps: 1e-8, decay: 1, stepSize: 1e-3, sqrtBc2: 1 }), RangeError);
+    const d = { B: 1, H: 2, Hkv: 1, T: 3, S: 3, D: 1, causal: true, scale: 1 };
+    assert.throws(() => nb.attention(x, x, x, out, r, d), RangeError); // lse shorter than B·H·T
+    assert.throws(() => nb.attention(x, x, x, out, out, { ...d, H: 3, Hkv: 2, T: 1 }), RangeError); // H not a multiple of Hkv
+    assert.throws(() => nb.attentionBackward(x, x, x, x, out, x, x, x, new Float32Array(2), d), RangeError);
+  });
+});

@@ -3,6 +3,8 @@ import type { Backend, BinaryOp, MatmulArgs, UnaryOp } from '../../src/backend/b
 import { refBackend as ref } from '../../src/backend/ref.js';
 import { Rng } from '../../src/util/rng.js';
 import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { nativeBackend, nativeInfo, setNativeIsa, type NativeIsa } from '../../src/backend/native.js';
 
 
 export const U = 2 ** -24;
@@ -171,4 +173,28 @@ export function attnBackwardMagnitudes(q: Float32Array, k: Float32Array, v: Floa
     }
   }
   return { mag: [mq, mk, mv], A };
+}
+
+/**
+ * Runs `body` once per instruction set this CPU supports, inside a describe block, with the native
+ * backend and a `use()` that selects that ISA; one skipped test (with the reason) when the addon is
+ * unavailable. The ISA in use before is restored afterwards.
+ */
+export function forEachNativeIsa(body: (nb: Backend, use: () => void) => void): void {
+  const info = nativeInfo();
+  const nb = nativeBackend;
+  if (!nb) {
+    test('native backend vs reference', (t) => {
+      t.diagnostic(`native addon unavailable: ${info.reason}`);
+      t.skip(`native addon unavailable: ${info.reason}`);
+    });
+    return;
+  }
+  const initialIsa = info.isa;
+  after(() => { setNativeIsa(initialIsa); });
+  for (const isa of info.supportedIsas as NativeIsa[]) {
+    describe(`native (${isa}) vs reference`, () => {
+      body(nb, () => { assert.ok(setNativeIsa(isa), `cannot select ${isa}`); });
+    });
+  }
 }
