@@ -40,7 +40,8 @@ interface Addon {
   attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, gOut: Float32Array,
     gq: Float32Array, gk: Float32Array, gv: Float32Array,
     B: number, H: number, Hkv: number, T: number, S: number, D: number, causal: boolean, scale: number): void;
-  info(): { isa: NativeIsa; threads: number; supportedIsas: NativeIsa[] };
+  info(): { isa: NativeIsa; threads: number; supportedIsas: NativeIsa[]; mallocRetain: boolean };
+  retainFreedMemory(): boolean;
   setIsa(isa: string): boolean;
   setThreads(n: number): number;
 }
@@ -67,6 +68,10 @@ function load(): { addon: Addon | null; reason?: string } {
 
 const loaded = load();
 const addon = loaded.addon;
+// Freed blocks stay with glibc's malloc for reuse instead of going back to the OS, so a training step's
+// activations land on already-mapped pages (see retainFreedMemory in native/src/addon.cc).
+// LMDISTILL_MALLOC=system keeps the C library's defaults.
+if (addon && process.env.LMDISTILL_MALLOC !== 'system') addon.retainFreedMemory();
 
 const attnArgs = (d: AttentionDims): [number, number, number, number, number, number, boolean, number] =>
   [d.B, d.H, d.Hkv, d.T, d.S, d.D, d.causal, d.scale];
@@ -110,13 +115,16 @@ export interface NativeInfo {
   supportedIsas: NativeIsa[];
   /** threads the pool spreads large kernels over (LMDISTILL_THREADS, default: all cores) */
   threads: number;
+  /** glibc malloc keeps freed memory for reuse (no mmap per large block, no trimming); false with
+   * LMDISTILL_MALLOC=system or a non-glibc C library */
+  mallocRetain: boolean;
 }
 
 /** What the native backend is running with, or why it is unavailable. */
 export function nativeInfo(): NativeInfo {
-  if (!addon) return { available: false, reason: loaded.reason, isa: 'scalar', supportedIsas: [], threads: 1 };
+  if (!addon) return { available: false, reason: loaded.reason, isa: 'scalar', supportedIsas: [], threads: 1, mallocRetain: false };
   const i = addon.info();
-  return { available: true, isa: i.isa, supportedIsas: i.supportedIsas, threads: i.threads };
+  return { available: true, isa: i.isa, supportedIsas: i.supportedIsas, threads: i.threads, mallocRetain: i.mallocRetain };
 }
 
 /**

@@ -7,7 +7,7 @@ import type { UnaryOp } from '../backend/backend.js';
 import * as op from './ops.js';
 import type { Node, Primitive } from './primitives.js';
 import { fmtShape, numel, reducedAxes, shapeEq, stridesOf, type Shape } from './shape.js';
-import { getBackend, noGrad, Tensor } from './tensor.js';
+import { getBackend, noGrad, Tensor, uninit } from './tensor.js';
 
 type Grads = (Tensor | null)[];
 export type VjpRule<P extends Primitive> = (g: Tensor, node: Node<P>, out: Tensor) => Grads;
@@ -21,7 +21,7 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
 
 function unaryRule(name: UnaryOp): VjpRule<UnaryOp> {
   return (g, node, out) => {
-    const gx = new Float32Array(g.size);
+    const gx = uninit(g.size);
     getBackend().unaryBackward(name, node.inputs[0].data, out.data, g.data, gx);
     return [new Tensor(gx, g.shape)];
   };
@@ -85,7 +85,7 @@ const matmulRule: VjpRule<'matmul'> = (g, node) => {
 
 const softmaxRule = (log: boolean): VjpRule<'softmax' | 'logSoftmax'> => (g, _node, out) => {
   const cols = out.shape[out.rank - 1];
-  const gx = new Float32Array(g.size);
+  const gx = uninit(g.size);
   getBackend().softmaxBackward(out.data, g.data, gx, g.size / cols, cols, log);
   return [new Tensor(gx, g.shape)];
 };
@@ -149,7 +149,7 @@ const vjp = {
   norm: (g, node) => {
     const [x, w, b] = node.inputs;
     const cols = x.shape[x.rank - 1];
-    const gx = new Float32Array(x.size), gw = new Float32Array(cols), gb = b ? new Float32Array(cols) : null;
+    const gx = uninit(x.size), gw = new Float32Array(cols), gb = b ? new Float32Array(cols) : null;
     const { mean, rstd } = node.params.saved;
     getBackend().normBackward(x.data, w.data, mean, rstd, g.data, gx, gw, gb, x.size / cols, cols, node.params.rms);
     const grads: Grads = [new Tensor(gx, x.shape), new Tensor(gw, w.shape)];
@@ -161,7 +161,7 @@ const vjp = {
     const scale = g.data[0];
     const scaled = (d: Float32Array | null, shape: number[]): Tensor | null => {
       if (!d) return null;
-      const o = new Float32Array(d.length);
+      const o = uninit(d.length);
       for (let i = 0; i < d.length; i++) o[i] = d[i] * scale;
       return new Tensor(o, shape);
     };
@@ -171,7 +171,7 @@ const vjp = {
     const [q, k, v] = node.inputs;
     const [B, H, T, D] = q.shape;
     const [, Hkv, S] = k.shape;
-    const gq = new Float32Array(q.size), gk = new Float32Array(k.size), gv = new Float32Array(v.size);
+    const gq = uninit(q.size), gk = uninit(k.size), gv = uninit(v.size);
     getBackend().attentionBackward(q.data, k.data, v.data, out.data, node.params.saved.lse, g.data, gq, gk, gv,
       { B, H, Hkv, T, S, D, causal: node.params.causal, scale: node.params.scale });
     return [new Tensor(gq, q.shape), new Tensor(gk, k.shape), new Tensor(gv, v.shape)];

@@ -3,14 +3,14 @@
  * backend kernel and records a graph node; gradient rules live in autodiff.ts.
  */
 import type { BinaryOp, UnaryOp } from '../backend/backend.js';
-import { getBackend, record, scalar, Tensor } from './tensor.js';
+import { getBackend, record, scalar, Tensor, uninit } from './tensor.js';
 import { broadcastShapes, broadcastStrides, fmtShape, normAxis, numel, shapeEq, stridesOf, type Shape } from './shape.js';
 
 type TensorLike = Tensor | number;
 const asTensor = (x: TensorLike): Tensor => (typeof x === 'number' ? scalar(x) : x);
 
 function unaryOp(op: UnaryOp, x: Tensor): Tensor {
-  const out = new Float32Array(x.size);
+  const out = uninit(x.size);
   getBackend().unary(op, x.data, out);
   return record(new Tensor(out, x.shape), op, [x], {});
 }
@@ -29,7 +29,7 @@ export const abs = (x: Tensor): Tensor => unaryOp('abs', x);
 
 /** x ** exponent for a scalar exponent. */
 export function pow(x: Tensor, exponent: number): Tensor {
-  const out = new Float32Array(x.size);
+  const out = uninit(x.size);
   getBackend().binary('pow', x.data, stridesOf(x.shape), Float32Array.of(exponent), x.shape.map(() => 0), out, x.shape);
   return record(new Tensor(out, x.shape), 'pow', [x], { exponent });
 }
@@ -37,7 +37,7 @@ export function pow(x: Tensor, exponent: number): Tensor {
 /** Raw broadcast binary kernel call (no graph). */
 export function binaryRaw(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(a.shape, b.shape);
-  const out = new Float32Array(numel(shape));
+  const out = uninit(numel(shape));
   getBackend().binary(op, a.data, broadcastStrides(a.shape, shape), b.data, broadcastStrides(b.shape, shape), out, shape);
   return new Tensor(out, shape);
 }
@@ -59,7 +59,7 @@ export const gt = (a: TensorLike, b: TensorLike): Tensor => binaryOp('gt', a, b)
 export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const ta = asTensor(a), tb = asTensor(b);
   const shape = broadcastShapes(broadcastShapes(cond.shape, ta.shape), tb.shape);
-  const out = new Float32Array(numel(shape));
+  const out = uninit(numel(shape));
   getBackend().where(
     cond.data, broadcastStrides(cond.shape, shape), ta.data, broadcastStrides(ta.shape, shape),
     tb.data, broadcastStrides(tb.shape, shape), out, shape,
@@ -75,7 +75,7 @@ function normAxes(axes: number | number[] | undefined, rank: number): number[] {
 function reduceOp(op: 'sum' | 'max', x: Tensor, axesIn: number | number[] | undefined, keepdim: boolean): Tensor {
   const axes = normAxes(axesIn, x.rank);
   const keep = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
-  const out = new Float32Array(numel(keep));
+  const out = uninit(numel(keep));
   getBackend().reduce(op, x.data, x.shape, out, broadcastStrides(keep, x.shape));
   const shape = keepdim ? keep : x.shape.filter((_, i) => !axes.includes(i));
   return record(new Tensor(out, shape), op, [x], { axes, keepdim });
@@ -90,7 +90,7 @@ export function gemm(
   a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number,
   transA: boolean, transB: boolean, aBatchStride: number, bBatchStride: number,
 ): Float32Array {
-  const c = new Float32Array(batch * m * n);
+  const c = uninit(batch * m * n);
   getBackend().matmul(a, b, c, { batch, m, n, k, transA, transB, aBatchStride, bBatchStride, accumulate: false });
   return c;
 }
@@ -130,7 +130,7 @@ function expandBatch(x: Tensor, batchShape: number[]): { data: Float32Array; str
 /** Broadcasts x to `shape` by copying (graph-free). */
 export function expandRaw(x: Tensor, shape: Shape): Tensor {
   if (shapeEq(x.shape, shape)) return x;
-  const out = new Float32Array(numel(shape));
+  const out = uninit(numel(shape));
   getBackend().copyStrided(x.data, 0, broadcastStrides(x.shape, shape), out, [...shape]);
   return new Tensor(out, shape);
 }
@@ -152,7 +152,7 @@ export function permute(x: Tensor, dims: number[]): Tensor {
   }
   const st = stridesOf(x.shape);
   const shape = dims.map((d) => x.shape[d]);
-  const out = new Float32Array(x.size);
+  const out = uninit(x.size);
   getBackend().copyStrided(x.data, 0, dims.map((d) => st[d]), out, shape);
   return record(new Tensor(out, shape), 'permute', [x], { dims });
 }
@@ -171,7 +171,7 @@ export function slice(x: Tensor, starts: number[], ends: number[]): Tensor {
   }
   const st = stridesOf(x.shape);
   const shape = ends.map((e, i) => e - starts[i]);
-  const out = new Float32Array(numel(shape));
+  const out = uninit(numel(shape));
   const offset = starts.reduce((acc, s, i) => acc + s * st[i], 0);
   getBackend().copyStrided(x.data, offset, st, out, shape);
   return record(new Tensor(out, shape), 'slice', [x], { starts, ends });
@@ -195,7 +195,7 @@ export function concat(xs: Tensor[], axis: number): Tensor {
   shape[ax] = xs.reduce((acc, t) => acc + t.shape[ax], 0);
   const outer = numel(shape.slice(0, ax));
   const innerOut = numel(shape.slice(ax));
-  const out = new Float32Array(numel(shape));
+  const out = uninit(numel(shape));
   let colOff = 0;
   for (const t of xs) {
     const inner = numel(t.shape.slice(ax));
@@ -212,7 +212,7 @@ export function gather(table: Tensor, ids: Int32Array, idsShape: number[] = [ids
   for (let i = 0; i < ids.length; i++) {
     if (!(ids[i] >= 0 && ids[i] < rows)) throw new RangeError(`gather: id ${ids[i]} at position ${i} out of range [0, ${rows})`);
   }
-  const out = new Float32Array(ids.length * d);
+  const out = uninit(ids.length * d);
   getBackend().gather(table.data, ids, d, out);
   return record(new Tensor(out, [...idsShape, d]), 'gather', [table], { ids, idsShape });
 }
@@ -227,7 +227,7 @@ export function scatterAdd(src: Tensor, ids: Int32Array, rows: number): Tensor {
 
 function softmaxOp(x: Tensor, log: boolean): Tensor {
   const cols = x.shape[x.rank - 1];
-  const out = new Float32Array(x.size);
+  const out = uninit(x.size);
   getBackend().softmax(x.data, out, x.size / cols, cols, log);
   return record(new Tensor(out, x.shape), log ? 'logSoftmax' : 'softmax', [x], {});
 }
@@ -244,8 +244,8 @@ export function norm(x: Tensor, w: Tensor, b: Tensor | null, eps: number, rms: b
   const cols = x.shape[x.rank - 1];
   if (w.size !== cols || (b && b.size !== cols)) throw new Error(`norm: weight ${fmtShape(w.shape)} does not match ${fmtShape(x.shape)}`);
   const rows = x.size / cols;
-  const out = new Float32Array(x.size);
-  const mean = new Float32Array(rows), rstd = new Float32Array(rows);
+  const out = uninit(x.size);
+  const mean = uninit(rows), rstd = uninit(rows);
   getBackend().normForward(x.data, w.data, b ? b.data : null, out, mean, rstd, rows, cols, eps, rms);
   return record(new Tensor(out, x.shape), 'norm', b ? [x, w, b] : [x, w], { eps, rms, saved: { mean, rstd } });
 }
@@ -261,8 +261,8 @@ export function attentionFused(q: Tensor, k: Tensor, v: Tensor, causal: boolean,
   if (q.rank !== 4 || k.rank !== 4 || !shapeEq(k.shape, v.shape) || kb !== B || kd !== D || H % Hkv !== 0 || (causal && S < T)) {
     throw new Error(`attention: incompatible q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)}, v ${fmtShape(v.shape)}`);
   }
-  const out = new Float32Array(q.size);
-  const lse = new Float32Array(B * H * T);
+  const out = uninit(q.size);
+  const lse = uninit(B * H * T);
   getBackend().attention(q.data, k.data, v.data, out, lse, { B, H, Hkv, T, S, D, causal, scale });
   return record(new Tensor(out, q.shape), 'attention', [q, k, v], { causal, scale, saved: { lse } });
 }

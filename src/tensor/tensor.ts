@@ -97,6 +97,19 @@ export function record<P extends Primitive>(out: Tensor, prim: P, inputs: Tensor
 
 // ---- creation ----
 
+/** Below this many elements a plain (zeroed, possibly on-heap) typed array is cheaper. */
+const UNINIT_MIN = 1024;
+/**
+ * A Float32Array of n elements whose contents are NOT initialised, for kernel outputs that the kernel
+ * overwrites completely. `new Float32Array(n)` zero-fills (calloc), which for the large activations of a
+ * training step is a full extra pass over memory; Node's unsafe buffers skip it. Never read before
+ * writing.
+ */
+export function uninit(n: number): Float32Array {
+  if (n < UNINIT_MIN) return new Float32Array(n);
+  return new Float32Array(Buffer.allocUnsafeSlow(n * 4).buffer, 0, n);
+}
+
 export function tensor(data: ArrayLike<number>, shape?: Shape, requiresGrad = false): Tensor {
   const d = Float32Array.from(data);
   return new Tensor(d, shape ?? [d.length], requiresGrad);

@@ -1,0 +1,49 @@
+/**
+ * Where a kd-small step's time goes: wraps every backend kernel with a wall-clock timer, runs the bench
+ * case's step (bench/cases.ts runKd) and prints per-kernel totals per step, plus the time spent outside
+ * kernels (JS autodiff, allocation, page faults).
+ * Usage: node --import tsx bench/profile-step.ts [kd-small|kd-wide] [steps]
+ */
+import type { Backend } from '../src/backend/backend.js';
+import { setBackend } from '../src/tensor/tensor.js';
+import { chooseBackend } from './backend.js';
+import { BUILTIN_CASES, runKd, type KdSpec } from './cases.js';
+
+const name = process.argv[2] ?? 'kd-small';
+const steps = Number(process.argv[3] ?? 5);
+const spec = BUILTIN_CASES[name][0] as KdSpec;
+const base = chooseBackend('auto').backend;
+const totals = new Map<string, { ms: number; calls: number }>();
+let active = false;
+const wrapped: Record<string, unknown> = { ...base };
+for (const key of Object.keys(base) as (keyof Backend)[]) {
+  const fn = base[key];
+  if (typeof fn !== 'function') continue;
+  wrapped[key] = (...args: unknown[]) => {
+    if (!active) return (fn as (...a: unknown[]) => unknown).apply(base, args);
+    let label = key as string;
+    if (key === 'unary' || key === 'binary' || key === 'reduce' || key === 'unaryBackward') label += `:${String(args[0])}`;
+    if (key === 'matmul') {
+      const a = args[3] as { m: number; n: number; k: number; batch: number; transA: boolean; transB: boolean };
+      label += `:${a.batch > 1 ? `${a.batch}x` : ''}${a.m}x${a.n}x${a.k}${a.transA ? 'T' : ''}${a.transB ? 't' : ''}`;
+    }
+    const t0 = performance.now();
+    const r = (fn as (...a: unknown[]) => unknown).apply(base, args);
+    const e = totals.get(label) ?? { ms: 0, calls: 0 };
+    e.ms += performance.now() - t0;
+    e.calls++;
+    totals.set(label, e);
+    return r;
+  };
+}
+setBackend(wrapped as unknown as Backend);
+runKd(spec, { warmup: 2, steps: 0 } as never);
+active = true;
+const t0 = performance.now();
+const m = runKd(spec, { warmup: 0, steps });
+const wall = (performance.now() - t0) / steps;
+// runKd builds the models again inside the timed region; use its own per-step median for the step time
+const rows = [...totals.entries()].map(([k, v]) => ({ k, ms: v.ms / steps, calls: v.calls / steps })).sort((a, b) => b.ms - a.ms);
+const inKernels = rows.reduce((s, r) => s + r.ms, 0);
+console.log(`${name}: step ${m.ms_per_step.toFixed(1)} ms (median), kernels ${inKernels.toFixed(1)} ms/step, wall incl. setup ${wall.toFixed(1)}`);
+for (const r of rows) if (r.ms > 0.5) console.log(`${r.ms.toFixed(1).padStart(8)} ms ${String(r.calls).padStart(5)}×  ${r.k}`);
