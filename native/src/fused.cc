@@ -116,6 +116,34 @@ struct AttnCtx {
 /** Forward tasks are (batch, head, block of query rows): independent outputs, balanced causal work. */
 int64_t fwd_block_rows(const AttnDims& d) { return block_rows(d.T, d.S, 1 << 12); }
 
+/** Start of row t of head h in batch b under layout L. */
+inline int64_t at(const HeadLayout& L, int64_t b, int64_t h, int64_t t) { return L.off + b * L.sb + h * L.sh + t * L.st; }
+
+/**
+ * `rows` consecutive rows (D floats each) of a head as one contiguous block: the source itself when its
+ * rows are dense, else a copy in scratch slot `slot` (a few KiB, in cache — far cheaper than permuting
+ * the whole tensor into [B, H, T, D] beforehand).
+ */
+const float* rows_in(const float* base, const HeadLayout& L, int64_t b, int64_t h, int64_t t0, int64_t rows, int64_t D, int slot) {
+  const float* src = base + at(L, b, h, t0);
+  if (L.st == D || rows <= 1) return src;
+  float* dst = scratch(slot, static_cast<size_t>(rows * D));
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * D, src + r * L.st, sizeof(float) * static_cast<size_t>(D));
+  return dst;
+}
+
+/** Where a kernel writes `rows` rows of a head: in place when dense, else scratch (then rows_out). */
+float* rows_dst(float* base, const HeadLayout& L, int64_t b, int64_t h, int64_t t0, int64_t rows, int64_t D, int slot) {
+  if (L.st == D || rows <= 1) return base + at(L, b, h, t0);
+  return scratch(slot, static_cast<size_t>(rows * D));
+}
+void rows_out(float* base, const HeadLayout& L, int64_t b, int64_t h, int64_t t0, int64_t rows, int64_t D, const float* tmp) {
+  float* dst = base + at(L, b, h, t0);
+  if (tmp == dst) return;
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(dst + r * L.st, tmp + r * D, sizeof(float) * static_cast<size_t>(D));
+}
+
+// Scratch slots: 0/1 GEMM packing (mm), 2/3 score tiles, 4.. head rows copied in or out.
 void attn_fwd_task(void* p, long task) {
   AttnCtx& c = *static_cast<AttnCtx*>(p);
   const AttnDims& d = c.d;
@@ -124,21 +152,23 @@ void attn_fwd_task(void* p, long task) {
     const int64_t tb = fwd_block_rows(d), nblk = (d.T + tb - 1) / tb;
     const int64_t bh = task / nblk, t0 = (task % nblk) * tb;
     const int64_t b = bh / d.H, h = bh % d.H, kvh = h / (d.H / d.Hkv);
-    const float* qh = c.q + (b * d.H + h) * d.T * d.D;
-    const float* kh = c.k + (b * d.Hkv + kvh) * d.S * d.D;
-    const float* vh = c.v + (b * d.Hkv + kvh) * d.S * d.D;
-    float* oh = c.o + (b * d.H + h) * d.T * d.D;
     float* lh = c.l + (b * d.H + h) * d.T;
     const int64_t t1 = std::min(d.T, t0 + tb), rows = t1 - t0, n = visible(d, t1);
+    float* ob = rows_dst(c.o, d.o, b, h, t0, rows, d.D, 4);
     if (n == 0) {
-      std::memset(oh + t0 * d.D, 0, sizeof(float) * static_cast<size_t>(rows * d.D));
+      for (int64_t r = 0; r < rows; ++r) std::memset(ob + r * d.D, 0, sizeof(float) * static_cast<size_t>(d.D));
+      rows_out(c.o, d.o, b, h, t0, rows, d.D, ob);
       for (int64_t t = t0; t < t1; ++t) lh[t] = -__builtin_inff();
       return;
     }
+    const float* qb = rows_in(c.q, d.q, b, h, t0, rows, d.D, 5);
+    const float* kh = rows_in(c.k, d.k, b, kvh, 0, n, d.D, 6);
+    const float* vh = rows_in(c.v, d.v, b, kvh, 0, n, d.D, 7);
     float* pbuf = scratch(2, static_cast<size_t>(tb * std::max<int64_t>(d.S, 1)));
-    mm(kt, qh + t0 * d.D, kh, pbuf, rows, n, d.D, false, true, false);  // scores [rows, n]
+    mm(kt, qb, kh, pbuf, rows, n, d.D, false, true, false);  // scores [rows, n]
     kt.attn_probs(pbuf, rows, n, d.causal ? d.S - d.T + t0 + 1 : n + rows, d.scale, nullptr, lh + t0);
-    mm(kt, pbuf, vh, oh + t0 * d.D, rows, d.D, n, false, false, false);
+    mm(kt, pbuf, vh, ob, rows, d.D, n, false, false, false);
+    rows_out(c.o, d.o, b, h, t0, rows, d.D, ob);
   } catch (...) {
     c.failed.store(true);
   }
@@ -150,37 +180,44 @@ void attn_bwd_task(void* p, long task) {
   const KernelTable& kt = *c.kt;
   try {
     const int64_t b = task / d.Hkv, kvh = task % d.Hkv, rep = d.H / d.Hkv;
-    const float* kh = c.k + (b * d.Hkv + kvh) * d.S * d.D;
-    const float* vh = c.v + (b * d.Hkv + kvh) * d.S * d.D;
-    float* gkh = c.gk + (b * d.Hkv + kvh) * d.S * d.D;
-    float* gvh = c.gv + (b * d.Hkv + kvh) * d.S * d.D;
-    std::memset(gkh, 0, sizeof(float) * static_cast<size_t>(d.S * d.D));
-    std::memset(gvh, 0, sizeof(float) * static_cast<size_t>(d.S * d.D));
+    const size_t kv_floats = static_cast<size_t>(d.S * d.D);
+    const float* kh = rows_in(c.k, d.k, b, kvh, 0, d.S, d.D, 4);
+    const float* vh = rows_in(c.v, d.v, b, kvh, 0, d.S, d.D, 5);
+    // dK, dV accumulate over the group's query heads and row blocks: dense per task, written out once
+    float* gkh = rows_dst(c.gk, d.k, b, kvh, 0, d.S, d.D, 6);
+    float* gvh = rows_dst(c.gv, d.v, b, kvh, 0, d.S, d.D, 7);
+    std::memset(gkh, 0, sizeof(float) * kv_floats);
+    std::memset(gvh, 0, sizeof(float) * kv_floats);
     // two tiles (P and dP) of tb × S: together at most about one [T, S] tile
     const int64_t tb = block_rows(std::max<int64_t>(1, (d.T + 1) / 2), d.S, 1 << 12);
     const size_t tile = static_cast<size_t>(tb * std::max<int64_t>(d.S, 1));
     float* pbuf = scratch(2, tile);
     float* dpbuf = scratch(3, tile);
     for (int64_t h = kvh * rep; h < (kvh + 1) * rep; ++h) {
-      const int64_t qo = (b * d.H + h) * d.T * d.D;
-      const float *qh = c.q + qo, *oh = c.out + qo, *goh = c.gout + qo, *lh = c.lse + (b * d.H + h) * d.T;
-      float* gqh = c.gq + qo;
+      const float* lh = c.lse + (b * d.H + h) * d.T;
       for (int64_t t0 = 0; t0 < d.T; t0 += tb) {
         const int64_t t1 = std::min(d.T, t0 + tb), rows = t1 - t0, n = visible(d, t1);
+        float* gqb = rows_dst(c.gq, d.q, b, h, t0, rows, d.D, 8);
         if (n == 0) {
-          std::memset(gqh + t0 * d.D, 0, sizeof(float) * static_cast<size_t>(rows * d.D));
+          for (int64_t r = 0; r < rows; ++r) std::memset(gqb + r * d.D, 0, sizeof(float) * static_cast<size_t>(d.D));
+          rows_out(c.gq, d.q, b, h, t0, rows, d.D, gqb);
           continue;
         }
-        const float *qb = qh + t0 * d.D, *gob = goh + t0 * d.D;
+        const float* qb = rows_in(c.q, d.q, b, h, t0, rows, d.D, 9);
+        const float* gob = rows_in(c.gout, d.o, b, h, t0, rows, d.D, 10);
+        const float* ob = rows_in(c.out, d.o, b, h, t0, rows, d.D, 11);
         mm(kt, qb, kh, pbuf, rows, n, d.D, false, true, false);
         kt.attn_probs(pbuf, rows, n, d.causal ? d.S - d.T + t0 + 1 : n + rows, d.scale, lh + t0, nullptr);
         mm(kt, pbuf, gob, gvh, n, d.D, rows, true, false, true);       // dV += Pᵀ·dO
         mm(kt, gob, vh, dpbuf, rows, n, d.D, false, true, false);      // dP = dO·vᵀ
-        kt.attn_ds(pbuf, dpbuf, gob, oh + t0 * d.D, rows, n, d.D, d.scale);
-        mm(kt, dpbuf, kh, gqh + t0 * d.D, rows, d.D, n, false, false, false);  // dQ = dS·k
+        kt.attn_ds(pbuf, dpbuf, gob, ob, rows, n, d.D, d.scale);
+        mm(kt, dpbuf, kh, gqb, rows, d.D, n, false, false, false);     // dQ = dS·k
         mm(kt, dpbuf, qb, gkh, n, d.D, rows, true, false, true);       // dK += dSᵀ·q
+        rows_out(c.gq, d.q, b, h, t0, rows, d.D, gqb);
       }
     }
+    rows_out(c.gk, d.k, b, kvh, 0, d.S, d.D, gkh);
+    rows_out(c.gv, d.v, b, kvh, 0, d.S, d.D, gvh);
   } catch (...) {
     c.failed.store(true);
   }

@@ -10,11 +10,21 @@
 
 namespace lmd {
 
+/** Where row t of head h in batch b starts: off + b·sb + h·sh + t·st (its D values are contiguous). */
+struct HeadLayout {
+  int64_t off, sb, sh, st;
+};
+
 struct AttnDims {
   int64_t B, H, Hkv, T, S, D;
   bool causal;
   float scale;
+  /** q, k, v and out (gq, gk, gv and gOut in the backward follow the same layouts) */
+  HeadLayout q, k, v, o;
 };
+
+/** The dense [B, heads, rows, D] layout. */
+inline HeadLayout dense_layout(int64_t heads, int64_t rows, int64_t D) { return {0, heads * rows * D, rows * D, D}; }
 
 void norm_forward(const KernelTable& kt, const float* x, const float* w, const float* b, float* out, float* mean,
                   float* rstd, int64_t rows, int64_t cols, double eps, bool rms);
@@ -25,7 +35,10 @@ void adamw(const KernelTable& kt, float* w, const float* g, float* m, float* v, 
 /** Throws std::bad_alloc when a thread's scratch cannot be allocated. */
 void attention_forward(const KernelTable& kt, const float* q, const float* k, const float* v, float* out, float* lse,
                        const AttnDims& d);
-/** Overwrites gq, gk, gv. Work is split by (batch, kv head), so GQA accumulation never races. */
+/**
+ * Overwrites gq, gk, gv (which may be one buffer when the layouts interleave them, e.g. packed qkv).
+ * Work is split by (batch, kv head), so GQA accumulation never races.
+ */
 void attention_backward(const KernelTable& kt, const float* q, const float* k, const float* v, const float* out,
                         const float* lse, const float* gout, float* gq, float* gk, float* gv, const AttnDims& d);
 

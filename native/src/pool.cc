@@ -132,9 +132,11 @@ Pool& pool() {
   return *p;
 }
 
+constexpr int kScratchSlots = 12;
+
 struct Scratch {
-  float* ptr[4] = {nullptr, nullptr, nullptr, nullptr};
-  size_t cap[4] = {0, 0, 0, 0};
+  float* ptr[kScratchSlots] = {};
+  size_t cap[kScratchSlots] = {};
   ~Scratch() {
     for (float* p : ptr) std::free(p);
   }
@@ -151,6 +153,7 @@ void pool_run(long ntasks, TaskFn fn, void* ctx) { pool().run(ntasks, fn, ctx); 
 
 float* scratch(int slot, size_t floats) {
   Scratch& s = tl_scratch;
+  if (slot < 0 || slot >= kScratchSlots) throw std::bad_alloc();
   if (s.cap[slot] < floats) {
     std::free(s.ptr[slot]);
     const size_t bytes = ((floats * sizeof(float) + 63) / 64) * 64;

@@ -27,6 +27,16 @@ export interface MatmulArgs {
   accumulate: boolean;
 }
 
+/** Where row t of head h in batch b starts: offset + b·sB + h·sH + t·sT (its D values are contiguous). */
+export interface HeadLayout { offset: number; sB: number; sH: number; sT: number }
+
+/**
+ * Memory layouts of q, k, v and out (the backward's gq, gk, gv and gOut follow the same ones). Lets the
+ * kernel read heads straight out of a packed projection — GPT-2's qkv [B, T, 3, H, D] — and write
+ * [B, T, H, D], so no permute copies surround it. gq/gk/gv may then be one buffer (disjoint regions).
+ */
+export interface AttentionLayout { q: HeadLayout; k: HeadLayout; v: HeadLayout; out: HeadLayout }
+
 /** Shapes of a fused attention call: q [B, H, T, D], k/v [B, Hkv, S, D], out [B, H, T, D]. */
 export interface AttentionDims {
   B: number; H: number; Hkv: number; T: number; S: number; D: number;
@@ -34,7 +44,12 @@ export interface AttentionDims {
   causal: boolean;
   /** multiplies q·k (usually 1/√D) */
   scale: number;
+  /** omitted: every tensor dense [B, heads, rows, D] */
+  layout?: AttentionLayout;
 }
+
+/** The dense [B, heads, rows, D] layout. */
+export const denseHeads = (heads: number, rows: number, D: number): HeadLayout => ({ offset: 0, sB: heads * rows * D, sH: rows * D, sT: D });
 
 export interface Backend {
   readonly name: string;

@@ -36,10 +36,10 @@ interface Addon {
   adamw(w: Float32Array, g: Float32Array | null, m: Float32Array, v: Float32Array,
     beta1: number, beta2: number, eps: number, decay: number, stepSize: number, sqrtBc2: number): void;
   attention(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array,
-    B: number, H: number, Hkv: number, T: number, S: number, D: number, causal: boolean, scale: number): void;
+    B: number, H: number, Hkv: number, T: number, S: number, D: number, causal: boolean, scale: number, layout?: number[]): void;
   attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, gOut: Float32Array,
     gq: Float32Array, gk: Float32Array, gv: Float32Array,
-    B: number, H: number, Hkv: number, T: number, S: number, D: number, causal: boolean, scale: number): void;
+    B: number, H: number, Hkv: number, T: number, S: number, D: number, causal: boolean, scale: number, layout?: number[]): void;
   info(): { isa: NativeIsa; threads: number; supportedIsas: NativeIsa[]; mallocRetain: boolean };
   retainFreedMemory(): boolean;
   setIsa(isa: string): boolean;
@@ -73,8 +73,10 @@ const addon = loaded.addon;
 // LMDISTILL_MALLOC=system keeps the C library's defaults.
 if (addon && process.env.LMDISTILL_MALLOC !== 'system') addon.retainFreedMemory();
 
-const attnArgs = (d: AttentionDims): [number, number, number, number, number, number, boolean, number] =>
-  [d.B, d.H, d.Hkv, d.T, d.S, d.D, d.causal, d.scale];
+const flatLayout = (l: AttentionDims['layout']): number[] | undefined =>
+  l && [l.q, l.k, l.v, l.out].flatMap((h) => [h.offset, h.sB, h.sH, h.sT]);
+const attnArgs = (d: AttentionDims): [number, number, number, number, number, number, boolean, number, number[] | undefined] =>
+  [d.B, d.H, d.Hkv, d.T, d.S, d.D, d.causal, d.scale, flatLayout(d.layout)];
 
 function adapt(a: Addon): Backend {
   const gemm = (x: Float32Array, y: Float32Array, c: Float32Array, g: MatmulArgs): void =>

@@ -3,7 +3,7 @@
  * attention (flash-style: only the per-row log-sum-exp is kept for backward, which recomputes the
  * probabilities). Float64 accumulation inside norm rows.
  */
-import type { AttentionDims } from './backend.js';
+import type { AttentionDims, HeadLayout } from './backend.js';
 import { gemmRef } from './gemm.js';
 
 export function normForward(
@@ -99,6 +99,13 @@ function headProbs(mm: Mm, q: Float32Array, k: Float32Array, p: Float32Array, d:
  * as the unfused composition without its memory.
  */
 export function attentionForward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, d: AttentionDims, gemm: Gemm = gemmRef): void {
+  if (d.layout) {
+    const { B, H, Hkv, T, S, D } = d, L = d.layout;
+    const o = new Float32Array(B * H * T * D);
+    attentionForward(gatherHeads(q, L.q, B, H, T, D), gatherHeads(k, L.k, B, Hkv, S, D), gatherHeads(v, L.v, B, Hkv, S, D), o, lse, { ...d, layout: undefined }, gemm);
+    scatterHeads(o, out, L.out, B, H, T, D);
+    return;
+  }
   const mm = mmWith(gemm);
   const { B, H, Hkv, T, S, D } = d;
   const rep = H / Hkv;
@@ -119,6 +126,18 @@ export function attentionBackward(
   q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, gOut: Float32Array,
   gq: Float32Array, gk: Float32Array, gv: Float32Array, d: AttentionDims, gemm: Gemm = gemmRef,
 ): void {
+  if (d.layout) {
+    const { B, H, Hkv, T, S, D } = d, L = d.layout;
+    const dq = new Float32Array(B * H * T * D), dk = new Float32Array(B * Hkv * S * D), dv = new Float32Array(dk.length);
+    attentionBackward(
+      gatherHeads(q, L.q, B, H, T, D), gatherHeads(k, L.k, B, Hkv, S, D), gatherHeads(v, L.v, B, Hkv, S, D),
+      gatherHeads(out, L.out, B, H, T, D), lse, gatherHeads(gOut, L.out, B, H, T, D), dq, dk, dv, { ...d, layout: undefined }, gemm,
+    );
+    scatterHeads(dq, gq, L.q, B, H, T, D);
+    scatterHeads(dk, gk, L.k, B, Hkv, S, D);
+    scatterHeads(dv, gv, L.v, B, Hkv, S, D);
+    return;
+  }
   const mm = mmWith(gemm);
   const { B, H, Hkv, T, S, D, scale } = d;
   const rep = H / Hkv;
@@ -141,5 +160,23 @@ export function attentionBackward(
     }
     mm(dp, kh, gq.subarray(qo, qo + T * D), T, D, S, false, false, false); // dQ = dS·k
     mm(dp, qh, gk.subarray(ko, ko + S * D), S, D, T, true, false, true); // dK += dSᵀ·q
+  }
+}
+
+/** Copies the heads a layout describes into a dense [B, heads, rows, D] array. */
+export function gatherHeads(src: Float32Array, L: HeadLayout, B: number, heads: number, rows: number, D: number): Float32Array {
+  const out = new Float32Array(B * heads * rows * D);
+  for (let b = 0; b < B; b++) for (let h = 0; h < heads; h++) for (let t = 0; t < rows; t++) {
+    const s = L.offset + b * L.sB + h * L.sH + t * L.sT;
+    out.set(src.subarray(s, s + D), ((b * heads + h) * rows + t) * D);
+  }
+  return out;
+}
+
+/** Writes a dense [B, heads, rows, D] array into the positions a layout describes. */
+export function scatterHeads(dense: Float32Array, dst: Float32Array, L: HeadLayout, B: number, heads: number, rows: number, D: number): void {
+  for (let b = 0; b < B; b++) for (let h = 0; h < heads; h++) for (let t = 0; t < rows; t++) {
+    const o = ((b * heads + h) * rows + t) * D;
+    dst.set(dense.subarray(o, o + D), L.offset + b * L.sB + h * L.sH + t * L.sT);
   }
 }

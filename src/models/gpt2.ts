@@ -2,7 +2,7 @@
  * GPT-2 (transformers' GPT2LMHeadModel): learned positions, pre-LayerNorm blocks, GELU(tanh) MLP,
  * Conv1D weights [in, out], lm_head tied to wte. Parameter names are HF's.
  */
-import { attention, dropout, gelu } from '../nn/index.js';
+import { attention, attentionQKV, dropout, gelu } from '../nn/index.js';
 import { Conv1D, Embedding, LayerNorm } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { add, narrow } from '../tensor/ops.js';
@@ -23,14 +23,19 @@ class GPT2Attention extends Module {
     this.c_proj = this.registerChild('c_proj', new Conv1D(C, C, rng, cfg.initializer_range / Math.sqrt(2 * cfg.n_layer)));
   }
   forward(x: Tensor, layer: number, cache: KVCache | undefined, rng: Rng): Tensor {
-    const C = this.cfg.n_embd, H = this.cfg.n_head;
+    const H = this.cfg.n_head;
     const qkv = this.c_attn.forward(x); // [B, T, 3C]
+    // without a cache the kernel reads heads straight out of qkv and writes them merged (no copies)
+    const y = cache ? this.cachedAttention(qkv, layer, cache) : attentionQKV(qkv, H, H, true); // [B, T, C]
+    return this.training ? dropout(this.c_proj.forward(y), this.cfg.resid_pdrop, rng) : this.c_proj.forward(y);
+  }
+  private cachedAttention(qkv: Tensor, layer: number, cache: KVCache): Tensor {
+    const C = this.cfg.n_embd, H = this.cfg.n_head;
     const q = splitHeads(narrow(qkv, 2, 0, C), H); // [B, H, T, D]
     const kNew = splitHeads(narrow(qkv, 2, C, 2 * C), H);
     const vNew = splitHeads(narrow(qkv, 2, 2 * C, 3 * C), H);
     const { k, v } = appendCache(cache, layer, kNew, vNew); // [B, H, S, D]
-    const y = mergeHeads(attention(q, k, v, true)); // [B, T, C]
-    return this.training ? dropout(this.c_proj.forward(y), this.cfg.resid_pdrop, rng) : this.c_proj.forward(y);
+    return mergeHeads(attention(q, k, v, true)); // [B, T, C]
   }
 }
 

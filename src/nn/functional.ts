@@ -4,7 +4,8 @@
  */
 import { Rng } from '../util/rng.js';
 import {
-  add, attentionFused, concat, norm, div, gather, logSoftmax, matmul, mul, narrow, neg, pow, reshape, softmax, sub, sum,
+  add, attentionFused, attentionPacked, concat, norm, div, gather, logSoftmax, matmul, mul, narrow, neg, permute, pow, reshape, softmax, sub,
+  sum,
   where,
 } from '../tensor/ops.js';
 import { fmtShape, numel } from '../tensor/shape.js';
@@ -90,6 +91,24 @@ export function expand(x: Tensor, shape: number[]): Tensor {
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, causal: boolean): Tensor {
   return attentionFused(q, k, v, causal, 1 / Math.sqrt(q.shape[3]));
+}
+
+/**
+ * Attention straight from a fused q/k/v projection qkv [B, T, (H + 2·Hkv)·D] (q heads, then k, then v,
+ * as GPT-2's c_attn lays them out) → [B, T, H·D] with heads merged: no split/merge copies.
+ */
+export function attentionQKV(qkv: Tensor, H: number, Hkv: number, causal: boolean): Tensor {
+  const D = qkv.shape[qkv.rank - 1] / (H + 2 * Hkv);
+  return attentionPacked(qkv, H, Hkv, causal, 1 / Math.sqrt(D));
+}
+
+/** attentionQKV composed as split heads → attention → merge heads (its reference). */
+export function attentionQKVReference(qkv: Tensor, H: number, Hkv: number, causal: boolean): Tensor {
+  const [B, T, W] = qkv.shape;
+  const D = W / (H + 2 * Hkv);
+  const heads = (from: number, n: number) => permute(reshape(narrow(qkv, 2, from * D, (from + n) * D), [B, T, n, D]), [0, 2, 1, 3]);
+  const y = attention(heads(0, H), heads(H, Hkv), heads(H + Hkv, Hkv), causal); // [B, H, T, D]
+  return reshape(permute(y, [0, 2, 1, 3]), [B, T, H * D]);
 }
 
 /** Attention composed from primitives (materialises the [B, H, T, S] scores): the fused kernel's reference. */

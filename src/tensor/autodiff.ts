@@ -176,6 +176,14 @@ const vjp = {
       { B, H, Hkv, T, S, D, causal: node.params.causal, scale: node.params.scale });
     return [new Tensor(gq, q.shape), new Tensor(gk, k.shape), new Tensor(gv, v.shape)];
   },
+  attentionPacked: (g, node, out) => {
+    const qkv = node.inputs[0];
+    const { H, Hkv, causal, scale, saved } = node.params;
+    const d = op.packedAttentionDims(qkv.shape, H, Hkv, causal, scale);
+    const gqkv = uninit(qkv.size); // the q, k and v regions together cover it; the kernel writes all three
+    getBackend().attentionBackward(qkv.data, qkv.data, qkv.data, out.data, saved.lse, g.data, gqkv, gqkv, gqkv, d);
+    return [new Tensor(gqkv, qkv.shape)];
+  },
 } satisfies { [P in Primitive]: VjpRule<P> };
 
 function applyVjp<P extends Primitive>(node: Node<P>, g: Tensor, out: Tensor): Grads {

@@ -2,7 +2,7 @@
  * Forward implementations of the primitives (see primitives.ts). Each allocates its output, runs a
  * backend kernel and records a graph node; gradient rules live in autodiff.ts.
  */
-import type { BinaryOp, UnaryOp } from '../backend/backend.js';
+import type { AttentionDims, BinaryOp, UnaryOp } from '../backend/backend.js';
 import { getBackend, record, scalar, Tensor, uninit } from './tensor.js';
 import { broadcastShapes, broadcastStrides, fmtShape, normAxis, numel, shapeEq, stridesOf, type Shape } from './shape.js';
 
@@ -265,4 +265,30 @@ export function attentionFused(q: Tensor, k: Tensor, v: Tensor, causal: boolean,
   const lse = uninit(B * H * T);
   getBackend().attention(q.data, k.data, v.data, out, lse, { B, H, Hkv, T, S, D, causal, scale });
   return record(new Tensor(out, q.shape), 'attention', [q, k, v], { causal, scale, saved: { lse } });
+}
+
+/** Dims and layouts of attentionPacked over qkv [B, T, (H + 2·Hkv)·D] → out [B, T, H·D]. */
+export function packedAttentionDims(shape: Shape, H: number, Hkv: number, causal: boolean, scale: number): AttentionDims {
+  const [B, T, W] = shape;
+  const D = W / (H + 2 * Hkv);
+  if (shape.length !== 3 || !Number.isInteger(D) || H % Hkv !== 0) {
+    throw new Error(`attentionPacked: qkv ${fmtShape(shape)} is not [B, T, (H + 2·Hkv)·D] with H=${H}, Hkv=${Hkv}`);
+  }
+  const head = (offset: number) => ({ offset, sB: T * W, sH: D, sT: W });
+  return {
+    B, H, Hkv, T, S: T, D, causal, scale,
+    layout: { q: head(0), k: head(H * D), v: head((H + Hkv) * D), out: { offset: 0, sB: T * H * D, sH: D, sT: H * D } },
+  };
+}
+
+/**
+ * Fused attention straight from a packed q/k/v projection: qkv [B, T, (H + 2·Hkv)·D] → [B, T, H·D].
+ * Equal to splitting heads, attentionFused and merging heads (test), without the five permute copies.
+ */
+export function attentionPacked(qkv: Tensor, H: number, Hkv: number, causal: boolean, scale: number): Tensor {
+  const d = packedAttentionDims(qkv.shape, H, Hkv, causal, scale);
+  const out = uninit(d.B * d.T * H * d.D);
+  const lse = uninit(d.B * H * d.T);
+  getBackend().attention(qkv.data, qkv.data, qkv.data, out, lse, d);
+  return record(new Tensor(out, [d.B, d.T, H * d.D]), 'attentionPacked', [qkv], { H, Hkv, causal, scale, saved: { lse } });
 }

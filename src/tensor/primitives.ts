@@ -43,6 +43,12 @@ export interface PrimParams {
   /** inputs [q, k, v]: fused scaled-dot-product attention (GQA, causal); saved: per-row log-sum-exp */
   attention: { causal: boolean; scale: number; saved: { lse: Float32Array } };
   /**
+   * input [qkv [B, T, (H + 2·Hkv)·D]] (q heads, then k heads, then v heads along the last axis, as a fused
+   * q/k/v projection produces them) → [B, T, H·D]: the same attention read and written in place, with no
+   * split-heads / merge-heads copies; saved: per-row log-sum-exp [B, H, T]
+   */
+  attentionPacked: { H: number; Hkv: number; causal: boolean; scale: number; saved: { lse: Float32Array } };
+  /**
    * inputs [h [N, C], W [V, C]]: a scalar loss of the logits h·Wᵀ computed chunk by chunk, whose input
    * gradients were computed in the same pass (Liger-style fused linear + loss, src/distill/chunked.ts)
    */

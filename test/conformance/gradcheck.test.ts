@@ -69,6 +69,8 @@ const cases: Case[] = [
   { name: 'rmsNormReference', f: (x, w) => F.rmsNormReference(x, w, 1e-6), inputs: (r) => [randn([2, 3, 8], r), randn([8], r)] },
   { name: 'attention non-causal', f: (q, k, v) => F.attention(q, k, v, false), inputs: (r) => [randn([2, 2, 3, 4], r), randn([2, 2, 5, 4], r), randn([2, 2, 5, 4], r)] },
   { name: 'attentionReference gqa', f: (q, k, v) => F.attentionReference(q, k, v, true), inputs: (r) => [randn([1, 4, 3, 3], r), randn([1, 2, 3, 3], r), randn([1, 2, 3, 3], r)] },
+  { name: 'attentionQKV causal', f: (x) => F.attentionQKV(x, 2, 2, true), inputs: (r) => [randn([2, 4, 18], r)] },
+  { name: 'attentionQKV gqa non-causal', f: (x) => F.attentionQKV(x, 4, 2, false), inputs: (r) => [randn([1, 3, 16], r)] },
   { name: 'rope', f: (x) => { const { cos, sin } = F.ropeTables(5, 8, 10000, 2); return F.rope(x, cos, sin); }, inputs: (r) => [randn([1, 2, 5, 8], r)] },
 ];
 
@@ -95,13 +97,16 @@ test('reference compositions agree with fused softmax / log-softmax', () => {
   }
 });
 
-test('fused norm and attention equal their reference compositions (values and gradients)', () => {
+for (const backend of availableBackends()) test(`fused norm and attention equal their reference compositions (values and gradients) [${backend.name}]`, () => {
+  const prev = setBackend(backend);
   const rng = new Rng(11);
   const pairs: [string, (...xs: Tensor[]) => Tensor, (...xs: Tensor[]) => Tensor, Tensor[]][] = [
     ['layerNorm', (x, w, b) => F.layerNorm(x, w, b, 1e-5), (x, w, b) => F.layerNormReference(x, w, b, 1e-5), [randn([5, 16], rng, 3), randn([16], rng), randn([16], rng)]],
     ['rmsNorm', (x, w) => F.rmsNorm(x, w, 1e-6), (x, w) => F.rmsNormReference(x, w, 1e-6), [randn([5, 16], rng, 3), randn([16], rng)]],
     ['attention gqa causal kv-cache', (q, k, v) => F.attention(q, k, v, true), (q, k, v) => F.attentionReference(q, k, v, true),
       [randn([2, 6, 3, 8], rng), randn([2, 2, 7, 8], rng), randn([2, 2, 7, 8], rng)]],
+    ['attentionQKV (packed) causal', (x) => F.attentionQKV(x, 3, 3, true), (x) => F.attentionQKVReference(x, 3, 3, true), [randn([2, 5, 36], rng)]],
+    ['attentionQKV (packed) gqa', (x) => F.attentionQKV(x, 4, 2, true), (x) => F.attentionQKVReference(x, 4, 2, true), [randn([2, 6, 40], rng)]],
   ];
   for (const [name, fused, ref, xs] of pairs) {
     const g = randn(fused(...xs).shape, rng, 1, false);
@@ -116,4 +121,5 @@ test('fused norm and attention equal their reference compositions (values and gr
       for (let j = 0; j < arr.length; j++) assert.ok(Math.abs(arr[j] - b[i][j]) <= 1e-5 + 1e-4 * Math.abs(b[i][j]), `${name} [${i}][${j}]: ${arr[j]} vs ${b[i][j]}`);
     });
   }
+  setBackend(prev);
 });
