@@ -2,7 +2,7 @@
  * Basic layers. Weight layouts follow the Hugging Face module each mirrors: `Linear` is nn.Linear
  * (weight [out, in]), `Conv1D` is GPT-2's transposed linear (weight [in, out]).
  */
-import { add, gather, matmul } from '../tensor/ops.js';
+import { gather, linear, matmul } from '../tensor/ops.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import { layerNorm, rmsNorm } from './functional.js';
@@ -18,8 +18,7 @@ export class Linear extends Module {
     this.bias = bias ? this.registerParam('bias', constParam([outFeatures], 0)) : null;
   }
   forward(x: Tensor): Tensor {
-    const y = matmul(x, this.weight, true); // [..., out]
-    return this.bias ? add(y, this.bias) : y;
+    return this.bias ? linear(x, this.weight, this.bias, true) : matmul(x, this.weight, true); // [..., out]
   }
 }
 
@@ -33,7 +32,7 @@ export class Conv1D extends Module {
     this.bias = this.registerParam('bias', constParam([outFeatures], 0));
   }
   forward(x: Tensor): Tensor {
-    return add(matmul(x, this.weight), this.bias); // [..., out]
+    return linear(x, this.weight, this.bias); // [..., out]
   }
 }
 

@@ -57,19 +57,24 @@ const maxRule: VjpRule<'max'> = (g, node, out) => {
 };
 
 // C = A·B: dA = G·Bᵀ, dB = Aᵀ·G.  C = A·Bᵀ (transB, B stored [n, k]): dA = G·B, dB = Gᵀ·A.
+/** Gradients of a [..., k] · 2-D B product (one GEMM each over all leading rows). */
+function matmul2dGrads(g: Tensor, a: Tensor, b: Tensor, tb: boolean): Grads {
+  const k = a.shape[a.rank - 1];
+  const n = g.shape[g.rank - 1];
+  const rows = a.size / k;
+  const ga = a.requiresGrad ? new Tensor(op.gemm(g.data, b.data, 1, rows, k, n, false, !tb, 0, 0), a.shape) : null;
+  const gb = !b.requiresGrad ? null : tb
+    ? new Tensor(op.gemm(g.data, a.data, 1, n, k, rows, true, false, 0, 0), b.shape)
+    : new Tensor(op.gemm(a.data, g.data, 1, k, n, rows, true, false, 0, 0), b.shape);
+  return [ga, gb];
+}
+
 const matmulRule: VjpRule<'matmul'> = (g, node) => {
   const [a, b] = node.inputs;
   const tb = node.params.transB;
+  if (b.rank === 2) return matmul2dGrads(g, a, b, tb);
   const k = a.shape[a.rank - 1];
   const n = g.shape[g.rank - 1];
-  if (b.rank === 2) {
-    const rows = a.size / k;
-    const ga = a.requiresGrad ? new Tensor(op.gemm(g.data, b.data, 1, rows, k, n, false, !tb, 0, 0), a.shape) : null;
-    const gb = !b.requiresGrad ? null : tb
-      ? new Tensor(op.gemm(g.data, a.data, 1, n, k, rows, true, false, 0, 0), b.shape)
-      : new Tensor(op.gemm(a.data, g.data, 1, k, n, rows, true, false, 0, 0), b.shape);
-    return [ga, gb];
-  }
   const m = a.shape[a.rank - 2];
   const batchShape = g.shape.slice(0, -2);
   const batch = numel(batchShape);
@@ -123,6 +128,10 @@ const vjp = {
   },
   max: maxRule,
   matmul: matmulRule,
+  linear: (g, node) => {
+    const [x, w, b] = node.inputs;
+    return [...matmul2dGrads(g, x, w, node.params.transB), b.requiresGrad ? sumTo(g, b.shape) : null];
+  },
   reshape: (g, node) => [op.reshape(g, node.inputs[0].shape)],
   permute: (g, node) => {
     const inv = new Array<number>(node.params.dims.length);

@@ -118,6 +118,25 @@ export function matmul(a: Tensor, b: Tensor, transB = false): Tensor {
   const out = gemm(ea.data, eb.data, batch, m, n, k, false, transB, ea.stride, eb.stride);
   return record(new Tensor(out, [...batchShape, m, n]), 'matmul', [a, b], { transB });
 }
+/**
+ * x·W + b for a 2-D weight W [k, n] — or x·Wᵀ with `transB`, W stored [n, k] (nn.Linear) — and bias
+ * b [n]: the bias is broadcast into the output and the GEMM accumulates onto it, one pass over the
+ * output and one buffer fewer than matmul followed by add.
+ */
+export function linear(x: Tensor, w: Tensor, b: Tensor, transB = false): Tensor {
+  const k = x.shape[x.rank - 1];
+  const n = w.shape[transB ? 0 : 1];
+  if (x.rank < 1 || w.rank !== 2 || w.shape[transB ? 1 : 0] !== k || b.size !== n) {
+    throw new Error(`linear shape mismatch: x ${fmtShape(x.shape)}, W ${fmtShape(w.shape)}${transB ? 'ᵀ' : ''}, b ${fmtShape(b.shape)}`);
+  }
+  const rows = x.size / k;
+  const out = uninit(rows * n);
+  const backend = getBackend();
+  backend.copyStrided(b.data, 0, [0, 1], out, [rows, n]);
+  backend.matmul(x.data, w.data, out, { batch: 1, m: rows, n, k, transA: false, transB, aBatchStride: 0, bBatchStride: 0, accumulate: true });
+  return record(new Tensor(out, [...x.shape.slice(0, -1), n]), 'linear', [x, w, b], { transB });
+}
+
 /** A view of x's data valid for `batchShape` batches: stride 0 for a single matrix, copy otherwise. */
 function expandBatch(x: Tensor, batchShape: number[]): { data: Float32Array; stride: number } {
   const mat = x.shape[x.rank - 2] * x.shape[x.rank - 1];

@@ -25,6 +25,8 @@ export interface PrimParams {
   max: { axes: number[]; keepdim: boolean };
   /** [..., m, k] · [..., k, n] (or · [..., n, k]ᵀ when transB) with broadcast batch dims */
   matmul: { transB: boolean };
+  /** inputs [x [..., k], W [k, n] (or [n, k] when transB), b [n]]: x·W + b in one GEMM (bias in the output) */
+  linear: { transB: boolean };
   // movement
   reshape: { shape: number[] };
   permute: { dims: number[] };

@@ -26,6 +26,8 @@ const impl: Record<string, (xs: Tensor[], p: P, c: Case) => Tensor> = {
   sum: (xs, p) => op.sum(xs[0], p.axes as number[], p.keepdim as boolean),
   max: (xs, p) => op.max(xs[0], p.axes as number[], p.keepdim as boolean),
   matmul: (xs) => op.matmul(xs[0], xs[1]),
+  linear: (xs) => op.linear(xs[0], xs[1], xs[2], true), // torch.nn.functional.linear: weight [out, in]
+  linear_conv1d: (xs) => op.linear(xs[0], xs[1], xs[2]), // GPT-2 Conv1D: x·W + b, weight [in, out]
   reshape: (xs, p) => op.reshape(xs[0], p.shape as number[]),
   permute: (xs, p) => op.permute(xs[0], p.dims as number[]),
   slice: (xs, p) => op.slice(xs[0], p.starts as number[], p.ends as number[]),
@@ -37,6 +39,7 @@ const impl: Record<string, (xs: Tensor[], p: P, c: Case) => Tensor> = {
   rms_norm: (xs, p) => F.rmsNorm(xs[0], xs[1], p.eps as number),
   cross_entropy: (xs, p, c) => F.crossEntropy(xs[0], ints(c, 'targets'), p.ignore_index as number),
   attention: (xs, p) => F.attention(xs[0], xs[1], xs[2], p.causal as boolean),
+  attention_qkv: (xs, p) => F.attentionQKV(xs[0], p.heads as number, p.kv_heads as number, p.causal as boolean),
   rope: (xs, p) => {
     const [, , T, D] = xs[0].shape;
     const { cos, sin } = F.ropeTables(T, D, p.theta as number, (p.offset as number | undefined) ?? 0);

@@ -49,6 +49,8 @@ const cases: Case[] = [
   { name: 'matmul transB batched', f: (a, b) => op.matmul(a, b, true), inputs: (r) => [randn([2, 3, 4], r), randn([2, 5, 4], r)] },
   { name: 'matmul transB broadcast', f: (a, b) => op.matmul(a, b, true), inputs: (r) => [randn([2, 3, 4], r), randn([1, 5, 4], r)] },
   { name: 'matmul big k', f: (a, b) => op.matmul(a, b), inputs: (r) => [randn([5, 37], r), randn([37, 9], r)] },
+  { name: 'linear', f: (x, w, b) => op.linear(x, w, b), inputs: (r) => [randn([2, 3, 4], r), randn([4, 5], r), randn([5], r)] },
+  { name: 'linear transB', f: (x, w, b) => op.linear(x, w, b, true), inputs: (r) => [randn([3, 4], r), randn([5, 4], r), randn([5], r)] },
   { name: 'reshape', f: (x) => op.reshape(x, [4, -1]), inputs: (r) => [randn([2, 3, 4], r)] },
   { name: 'permute', f: (x) => op.permute(x, [2, 0, 1]), inputs: (r) => [randn([2, 3, 4], r)] },
   { name: 'slice', f: (x) => op.slice(x, [1, 0, 1], [2, 3, 3]), inputs: (r) => [randn([2, 3, 4], r)] },

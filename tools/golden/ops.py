@@ -222,6 +222,10 @@ add_case("cross_entropy_6x11_ignore", "cross_entropy", {"ignore_index": -100},
          lambda logits, targets: F.cross_entropy(logits, targets, ignore_index=-100),
          int_inputs={"targets": torch.tensor([3, 10, -100, 0, 7, 3], dtype=torch.int64)})
 
+add_case("linear_2x3x4_to_5", "linear", {}, lambda g: [randn(g, 2, 3, 4), randn(g, 5, 4), randn(g, 5)], F.linear)
+add_case("linear_conv1d_7x6_to_9", "linear_conv1d", {}, lambda g: [randn(g, 7, 6), randn(g, 6, 9), randn(g, 9)],
+         lambda x, w, b: torch.addmm(b, x, w))
+
 
 # ---------------------------------------------------------------- attention
 def attention(q, k, v, causal=True):
@@ -242,6 +246,21 @@ add_case("attention_causal_2x3x5x4", "attention", {"causal": True},
          lambda g: [randn(g, 2, 3, 5, 4), randn(g, 2, 3, 5, 4), randn(g, 2, 3, 5, 4)], attention)
 add_case("attention_gqa_causal_q1x4x5x4_kv1x2x5x4", "attention", {"causal": True},
          lambda g: [randn(g, 1, 4, 5, 4), randn(g, 1, 2, 5, 4), randn(g, 1, 2, 5, 4)], attention)
+
+
+def attention_qkv(qkv, heads, kv_heads, causal=True):
+    # packed projection [B, T, (H + 2*Hkv)*D] (q heads, then k, then v) -> [B, T, H*D], GPT-2's layout
+    B, T, W = qkv.shape
+    D = W // (heads + 2 * kv_heads)
+    q, k, v = qkv.split([heads * D, kv_heads * D, kv_heads * D], dim=2)
+    q, k, v = (t.reshape(B, T, -1, D).transpose(1, 2) for t in (q, k, v))
+    return attention(q, k, v, causal).transpose(1, 2).reshape(B, T, heads * D)
+
+
+add_case("attention_qkv_causal_2x5x(3+3+3)x4", "attention_qkv", {"heads": 3, "kv_heads": 3, "causal": True},
+         lambda g: [randn(g, 2, 5, 36)], lambda x: attention_qkv(x, 3, 3))
+add_case("attention_qkv_gqa_1x6x(4+2+2)x3", "attention_qkv", {"heads": 4, "kv_heads": 2, "causal": True},
+         lambda g: [randn(g, 1, 6, 24)], lambda x: attention_qkv(x, 4, 2))
 
 
 # ---------------------------------------------------------------- rope
