@@ -95,6 +95,8 @@ export interface Backend {
    * √v̂ = √v/√(1−β2ᵗ). g may be null (treated as zeros).
    */
   adamw(w: Float32Array, g: Float32Array | null, m: Float32Array, v: Float32Array, a: { beta1: number; beta2: number; eps: number; decay: number; stepSize: number; sqrtBc2: number }): void;
+  /** Σ x[i]² accumulated in float64 (gradient-norm clipping). */
+  sumSquares(x: Float32Array): number;
   /** Backward of attention (recomputes probabilities from lse); overwrites gq, gk, gv. */
   attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, gOut: Float32Array, gq: Float32Array, gk: Float32Array, gv: Float32Array, dims: AttentionDims): void;
 }

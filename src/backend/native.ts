@@ -19,6 +19,7 @@ export type NativeIsa = 'avx512' | 'avx2' | 'scalar';
 interface Addon {
   unary(op: number, x: Float32Array, out: Float32Array): void;
   unaryBackward(op: number, x: Float32Array, y: Float32Array, gy: Float32Array, gx: Float32Array): void;
+  sumSquares(x: Float32Array): number;
   binary(op: number, a: Float32Array, as: number[], b: Float32Array, bs: number[], out: Float32Array, shape: number[]): void;
   where(c: Float32Array, cs: number[], a: Float32Array, as: number[], b: Float32Array, bs: number[], out: Float32Array, shape: number[]): void;
   reduce(op: number, x: Float32Array, shape: number[], out: Float32Array, outStrides: number[]): void;
@@ -86,6 +87,7 @@ function adapt(a: Addon): Backend {
     name: 'native',
     unary: (op, x, out) => a.unary(UNARY[op], x, out),
     unaryBackward: (op, x, y, gy, gx) => a.unaryBackward(UNARY[op], x, y, gy, gx),
+    sumSquares: (x) => a.sumSquares(x),
     binary: (op, x, xs, y, ys, out, shape) => a.binary(BINARY[op], x, xs, y, ys, out, shape),
     where: (c, cs, x, xs, y, ys, out, shape) => a.where(c, cs, x, xs, y, ys, out, shape),
     reduce: (op, x, shape, out, outStrides) => a.reduce(REDUCE[op], x, shape, out, outStrides),

@@ -187,6 +187,11 @@ export const refBackend: Backend = {
   matmul: gemmRef,
   softmax, softmaxBackward, gather, scatterAdd,
   normForward, normBackward, adamw,
+  sumSquares: (x) => {
+    let s = 0;
+    for (let i = 0; i < x.length; i++) s += x[i] * x[i];
+    return s;
+  },
   attention: (q, k, v, out, lse, d) => attentionForward(q, k, v, out, lse, d),
   attentionBackward: (q, k, v, out, lse, g, gq, gk, gv, d) => attentionBackward(q, k, v, out, lse, g, gq, gk, gv, d),
 };

@@ -50,15 +50,18 @@ export class AdamW {
  * factor min(1, maxNorm / (norm + 1e-6))). Returns the norm before clipping.
  */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
+  const backend = getBackend();
   let sq = 0;
-  for (const p of params) {
-    const g = p.grad?.data;
-    if (g) for (let j = 0; j < g.length; j++) sq += g[j] * g[j];
-  }
+  for (const p of params) if (p.grad) sq += backend.sumSquares(p.grad.data);
   const norm = Math.sqrt(sq);
   if (maxNorm > 0 && Number.isFinite(maxNorm)) {
-    const f = maxNorm / (norm + 1e-6);
-    if (f < 1) for (const p of params) { const g = p.grad?.data; if (g) for (let j = 0; j < g.length; j++) g[j] *= f; }
+    const f = Float32Array.of(maxNorm / (norm + 1e-6));
+    if (f[0] < 1) {
+      for (const p of params) {
+        const g = p.grad?.data;
+        if (g) backend.binary('mul', g, [1], f, [0], g, [g.length]); // in place: each element read once, then written
+      }
+    }
   }
   return norm;
 }

@@ -199,6 +199,30 @@ forEachNativeIsa((nb, use) => {
     }
   });
 
+  test('sumSquares: float64 sum of squares equals an exact-order float64 sum; independent of threads', () => {
+    use();
+    const rng = new Rng(19);
+    try {
+      for (const n of [0, 1, 3, 4097, 32768, 32769, 1_000_003]) {
+        const x = randn(n, rng, 3);
+        let want = 0;
+        for (let i = 0; i < n; i++) want += x[i] * x[i];
+        const got = nb.sumSquares(x);
+        assert.ok(Math.abs(got - want) <= 1e-12 * want + 1e-300, `n=${n}: ${got} vs ${want}`);
+        assert.equal(ref.sumSquares(x), want);
+        setNativeThreads(1);
+        const one = nb.sumSquares(x);
+        setNativeThreads(0);
+        assert.equal(got, one, `n=${n}: thread count changed the sum`);
+      }
+      assert.ok(Number.isNaN(nb.sumSquares(Float32Array.of(1, NaN, 2))));
+      const big = Math.fround(3e38);
+      assert.equal(nb.sumSquares(Float32Array.of(big, big)), 2 * big * big); // no float32 overflow
+    } finally {
+      setNativeThreads(0);
+    }
+  });
+
   test('softmax and log-softmax (masked rows, wide rows)', (t) => {
     use();
     const rng = new Rng(19);
