@@ -3,6 +3,7 @@
  * trained on real English, weights with a wide init so next-token distributions have no near-ties),
  * and small HTTP helpers over real loopback sockets.
  */
+import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -114,4 +115,18 @@ export async function spawnServe(args: string[], env: Record<string, string> = {
     void exited.then((r) => { clearTimeout(timer); reject(new Error(`serve exited (${r.code ?? r.signal}) before printing its URL; stderr: ${err}`)); });
   });
   return { child, url, stderr: () => err, exited };
+}
+
+/** Asserts the OpenAI error envelope and returns its `error`. */
+export function apiError(r: { status: number; json: any; text: string }, status: number, param?: string | null, code?: string | null): any {
+  assert.equal(r.status, status, r.text);
+  assert.ok(r.json && typeof r.json.error === 'object', `not an OpenAI error body: ${r.text}`);
+  const e = r.json.error;
+  assert.deepEqual(Object.keys(e).sort(), ['code', 'message', 'param', 'type']);
+  assert.equal(typeof e.message, 'string');
+  assert.ok(e.message.length > 0);
+  assert.equal(typeof e.type, 'string');
+  if (param !== undefined) assert.equal(e.param, param, r.text);
+  if (code !== undefined) assert.equal(e.code, code, r.text);
+  return e;
 }
