@@ -12,7 +12,7 @@ import { AdamW } from '../src/optim/adamw.js';
 import { getBackend } from '../src/tensor/tensor.js';
 import { Trainer } from '../src/train/trainer.js';
 import { Rng } from '../src/util/rng.js';
-import { kdLoss } from './kd-loss.js';
+import { kdLoss, kdLossFused } from './kd-loss.js';
 
 const count = z.int().min(1);
 const gptShape = z
@@ -33,6 +33,8 @@ export const kdSpecSchema = z.strictObject({
   tau: z.number().positive().default(1),
   lr: z.number().positive().default(1e-3),
   seed: z.int().min(0).default(0),
+  /** our side: the library's fused chunked head + loss (default) or the plain full-logits composition */
+  fused: z.boolean().default(true),
 });
 
 /** One fp32 GEMM C[m, n] = A[m, k] · B[k, n], repeated. */
@@ -57,6 +59,7 @@ const KD_MODELS = {
   tau: 1,
   lr: 1e-3,
   seed: 0,
+  fused: true,
 } as const;
 const gemm = (m: number, n: number, k: number): GemmSpec => ({ name: `gemm-${m}x${n}x${k}`, kind: 'gemm', m, n, k, seed: 0 });
 
@@ -176,7 +179,7 @@ export function runKd(spec: KdSpec, plan: StepPlan): Metrics {
     schedule: { kind: 'constant', peakLr: spec.lr, warmupSteps: 0, totalSteps: plan.warmup + plan.steps, minLr: spec.lr },
     gradClip: 1,
     gradAccumSteps: 1,
-    lossFn: kdLoss(teacher, spec),
+    lossFn: spec.fused ? kdLossFused(teacher, spec) : kdLoss(teacher, spec),
   });
   const rng = new Rng(spec.seed);
   const losses: number[] = [];

@@ -8,6 +8,7 @@ export {
   type ObjectiveName, type FeatureObjectiveName,
 } from './registry.js';
 export { Mixture, mixtureEntrySchema, type MixturePart } from './mixture.js';
+export { fusedMixtureLoss, type FusedMixtureInput, type TeacherHead } from './fused-loss.js';
 export { tokenMask, countTokens, maskedSum, tokenMean, maskedSumRows } from './reduce.js';
 export { rowKernelPerToken, rowTargetAt, teacherRowAt } from './rows.js';
 export { TAIL_FLOOR, validateSparseTeacher, isSparseTeacher } from './sparse.js';

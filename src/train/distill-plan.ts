@@ -6,8 +6,7 @@
 import type { TrainConfig } from '../config/schema.js';
 import type { Batch, BatchLoader } from '../data/loader.js';
 import type { PreparedData } from '../data/prepare.js';
-import { fusedLinearLoss, type ChunkTargets, type RowLossFn } from '../distill/chunked.js';
-import { rowTargetAt } from '../distill/rows.js';
+import { fusedMixtureLoss, type TeacherHead } from '../distill/fused-loss.js';
 import { bindObjective, Mixture, TaidSchedule, tokenMask, type SparseTeacher, type TaidScheduleOptions, type TaidScheduleState, type TeacherSignal } from '../distill/index.js';
 import { RegimeSampler, type RegimeState } from '../distill/regimes.js';
 import { UserError } from '../errors.js';
@@ -17,17 +16,14 @@ import { add, mul } from '../tensor/ops.js';
 import { Rng } from '../util/rng.js';
 import type { CausalLM } from '../models/base.js';
 import { reshape } from '../tensor/ops.js';
-import { getBackend, noGrad, Tensor } from '../tensor/tensor.js';
+import { noGrad, Tensor } from '../tensor/tensor.js';
 import { CachedTeacher, createTeacher, LocalTeacher } from '../teachers/index.js';
 import type { Teacher } from '../teachers/teacher.js';
 import type { LossFn, StepResult } from './trainer.js';
 import { crossEntropyLoss } from './trainer.js';
 
-/** A local teacher's final hidden states [N, C_T] and head [V, C_T]: its logits are made chunk by chunk. */
-interface TeacherHidden { h: Float32Array; W: Float32Array; C: number }
-
 /** A micro-batch with the teacher's signal attached (dense logits [N, V], sparse top-k, or hidden + head). */
-export type DistillBatch = Batch & { teacher?: TeacherSignal; teacherHidden?: TeacherHidden; teacherStates?: Tensor[] };
+export type DistillBatch = Batch & { teacher?: TeacherSignal; teacherHidden?: TeacherHead; teacherStates?: Tensor[] };
 
 export interface StepPlan {
   /** trainable parameters of the plan itself (e.g. feature-KD projections), optimised with the model */
@@ -60,7 +56,7 @@ export function trainingPlan(loader: BatchLoader): StepPlan {
   };
 }
 
-function teacherHidden(t: LocalTeacher, b: Batch, states: boolean): { head: TeacherHidden; states?: Tensor[] } {
+function teacherHidden(t: LocalTeacher, b: Batch, states: boolean): { head: TeacherHead; states?: Tensor[] } {
   return noGrad(() => {
     const { hidden, hiddenStates } = t.model.forwardHidden(b.input, b.batchSize, b.seqLen, { outputHiddenStates: states }); // [B, T, C_T]
     const W = t.model.lmHeadWeight();
@@ -131,31 +127,10 @@ export async function distillPlan(cfg: TrainConfig, data: PreparedData, student:
     const N = b.batchSize * b.seqLen;
     const { hidden, hiddenStates } = model.forwardHidden(b.input, b.batchSize, b.seqLen, { outputHiddenStates: features.length > 0 }); // [B, T, C]
     const mask = tokenMask(N, { labels: b.target });
-    const partSums: Record<string, number> = {};
-    const scratch = new Float32Array(V);
-    const rowFn: RowLossFn = (z, tgt, grad) => {
-      grad.fill(0);
-      let L = 0;
-      for (const p of mixture.parts) {
-        if (p.weight === 0) continue;
-        const l = p.objective.rowLossGrad(z, tgt, scratch);
-        partSums[p.key] = (partSums[p.key] ?? 0) + l;
-        L += p.weight * l;
-        for (let j = 0; j < V; j++) grad[j] += p.weight * scratch[j];
-      }
-      return L;
-    };
-    const th = b.teacherHidden;
-    const tChunk = th ? new Float32Array(Math.min(chunkRows, N) * V) : null;
-    const targets: ChunkTargets = (c0, c1) => {
-      if (th && tChunk) {
-        getBackend().matmul(th.h.subarray(c0 * th.C, c1 * th.C), th.W, tChunk, { batch: 1, m: c1 - c0, n: V, k: th.C, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false });
-        return (r) => ({ teacher: { kind: 'dense', logits: tChunk.subarray((r - c0) * V, (r - c0 + 1) * V) }, label: b.target[r] });
-      }
-      const inputs = { student: hidden, teacher: b.teacher, labels: b.target };
-      return (r) => rowTargetAt(inputs, r, V);
-    };
-    const { loss } = fusedLinearLoss(reshape(hidden, [N, -1]), model.lmHeadWeight(), rowFn, targets, mask, chunkRows);
+    const { loss, partSums } = fusedMixtureLoss({
+      hidden: reshape(hidden, [N, -1]), head: model.lmHeadWeight(), mixture, labels: b.target, mask,
+      teacherHead: b.teacherHidden, teacher: b.teacher, chunkRows,
+    });
     const count = mask.reduce((a, m) => a + m, 0);
     const parts = Object.fromEntries(Object.entries(partSums).map(([k, v]) => [k, count ? v / count : 0]));
     const feat = featureLoss(b, hiddenStates?.slice(1), mask, parts);

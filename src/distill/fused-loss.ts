@@ -1,0 +1,61 @@
+/**
+ * A weighted objective mixture through the fused chunked head + loss (chunked.ts): the student's final
+ * hidden states and LM head in, the scalar masked loss sum out; logits never exist for more than
+ * `chunkRows` positions at a time. The teacher is either an in-process model's final hidden states and
+ * head (its logits are made chunk by chunk too, so neither side ever holds [N, V]) or any other signal
+ * (dense logits, sparse top-k). Used by `lmdistill distill` and by the benchmark's KD step.
+ */
+import { getBackend, type Tensor } from '../tensor/tensor.js';
+import { fusedLinearLoss, type ChunkTargets, type RowLossFn } from './chunked.js';
+import type { Mixture } from './mixture.js';
+import { rowTargetAt } from './rows.js';
+import type { TeacherSignal } from './types.js';
+
+/** An in-process teacher's final hidden states [N, C] and LM head [V, C]. */
+export interface TeacherHead { h: Float32Array; W: Float32Array; C: number }
+
+export interface FusedMixtureInput {
+  /** student final hidden states [N, C] (with grad) */
+  hidden: Tensor;
+  /** student LM head [V, C] */
+  head: Tensor;
+  mixture: Mixture;
+  labels?: Int32Array;
+  /** 0 for positions that do not count (the loss is Σ mask·loss) */
+  mask: Float32Array;
+  teacherHead?: TeacherHead;
+  teacher?: TeacherSignal;
+  chunkRows: number;
+}
+
+/** Σ_r mask_r · Σ_i w_i·l_i(r) (differentiable w.r.t. hidden and head) and each part's unweighted Σ_r mask_r·l_i(r). */
+export function fusedMixtureLoss(x: FusedMixtureInput): { loss: Tensor; partSums: Record<string, number> } {
+  const [V] = x.head.shape;
+  const N = x.mask.length;
+  const partSums: Record<string, number> = {};
+  const scratch = new Float32Array(V);
+  const rowFn: RowLossFn = (z, tgt, grad, r) => {
+    grad.fill(0);
+    let L = 0;
+    for (const p of x.mixture.parts) {
+      if (p.weight === 0) continue;
+      const l = p.objective.rowLossGrad(z, tgt, scratch);
+      partSums[p.key] = (partSums[p.key] ?? 0) + x.mask[r] * l;
+      L += p.weight * l;
+      for (let j = 0; j < V; j++) grad[j] += p.weight * scratch[j];
+    }
+    return L;
+  };
+  const th = x.teacherHead;
+  const tChunk = th ? new Float32Array(Math.min(x.chunkRows, N) * V) : null;
+  const targets: ChunkTargets = (c0, c1) => {
+    if (th && tChunk) {
+      getBackend().matmul(th.h.subarray(c0 * th.C, c1 * th.C), th.W, tChunk, { batch: 1, m: c1 - c0, n: V, k: th.C, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false });
+      return (r) => ({ teacher: { kind: 'dense', logits: tChunk.subarray((r - c0) * V, (r - c0 + 1) * V) }, label: x.labels?.[r] });
+    }
+    const inputs = { student: x.hidden, teacher: x.teacher, labels: x.labels };
+    return (r) => rowTargetAt(inputs, r, V);
+  };
+  const { loss } = fusedLinearLoss(x.hidden, x.head, rowFn, targets, x.mask, x.chunkRows);
+  return { loss, partSums };
+}
