@@ -17,6 +17,7 @@ import { add, mul } from '../tensor/ops.js';
 import { Rng } from '../util/rng.js';
 import type { CausalLM } from '../models/base.js';
 import { reshape } from '../tensor/ops.js';
+import { matmulBf16 } from '../tensor/precision.js';
 import { getBackend, noGrad, Tensor } from '../tensor/tensor.js';
 import { CachedTeacher, createTeacher, LocalTeacher } from '../teachers/index.js';
 import type { Teacher } from '../teachers/teacher.js';
@@ -149,7 +150,7 @@ export async function distillPlan(cfg: TrainConfig, data: PreparedData, student:
     const tChunk = th ? new Float32Array(Math.min(chunkRows, N) * V) : null;
     const targets: ChunkTargets = (c0, c1) => {
       if (th && tChunk) {
-        getBackend().matmul(th.h.subarray(c0 * th.C, c1 * th.C), th.W, tChunk, { batch: 1, m: c1 - c0, n: V, k: th.C, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false });
+        getBackend().matmul(th.h.subarray(c0 * th.C, c1 * th.C), th.W, tChunk, { batch: 1, m: c1 - c0, n: V, k: th.C, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false, bf16: matmulBf16() });
         return (r) => ({ teacher: { kind: 'dense', logits: tChunk.subarray((r - c0) * V, (r - c0 + 1) * V) }, label: b.target[r] });
       }
       const inputs = { student: hidden, teacher: b.teacher, labels: b.target };
