@@ -2,14 +2,16 @@
  * bf16 mixed precision end to end: a tiny GPT-2 trained 30 steps with the Trainer in fp32 and in bf16
  * from the same seed and data. The bf16 loss curve must stay within 2% (relative; measured ~0.1%) of fp32 at every
  * step — bf16 operands carry ~3 significant digits, fp32 accumulation and fp32 master weights keep the
- * drift small — and must not be bit-identical (the option reaches the GEMMs). Also: the config key,
- * and the fused chunked LM head (distillation) honouring the scope like the plain matmul head.
+ * drift small — and must not be bit-identical (the option reaches the GEMMs). The pinned gpt2-tiny run
+ * of pinned-loss.test.ts in bf16 against the same run under PyTorch's autocast(bfloat16). Also: the
+ * config key, and the fused chunked LM head (distillation) honouring the scope like the plain matmul head.
  */
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { trainConfigSchema } from '../../src/config/schema.js';
 import { fusedLinearLoss } from '../../src/distill/chunked.js';
-import { createModel } from '../../src/models/registry.js';
+import { createModel, loadPretrained } from '../../src/models/registry.js';
 import { crossEntropyPerToken } from '../../src/nn/functional.js';
 import { AdamW } from '../../src/optim/adamw.js';
 import { backward } from '../../src/tensor/autodiff.js';
@@ -19,6 +21,7 @@ import { setBackend, Tensor } from '../../src/tensor/tensor.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { Rng } from '../../src/util/rng.js';
 import { availableBackends } from '../helpers/backends.js';
+import { FIXTURES, fixedBatch, readFixture, type JsonTensor } from '../helpers/fixtures.js';
 
 const V = 64, T = 16, B = 4, STEPS = 30;
 const REL_TOL = 0.02;
@@ -109,6 +112,45 @@ for (const backend of availableBackends()) {
         setBackend(prev);
       }
     });
+  });
+}
+
+interface GptTrain {
+  input_ids: JsonTensor;
+  config: { peak_lr: number; warmup_steps: number; total_steps: number; min_lr: number; betas: [number, number]; eps: number; weight_decay: number; grad_clip: number };
+}
+const AUTOCAST_TOL = 2e-3; // measured ≤ 7.4e-4; our bf16 run is ~1e-3 from fp32
+
+for (const backend of availableBackends()) {
+  test(`pinned gpt2-tiny run in bf16 tracks PyTorch autocast(bfloat16) within ${AUTOCAST_TOL} [${backend.name}]`, (t) => {
+    // tools/golden/bf16_train.py: the 10 pinned AdamW steps of gpt_train.py, fp32 and under torch.autocast
+    const golden = readFixture<{ losses: number[]; autocast_losses: number[] }>('golden/bf16-train.json');
+    const g = readFixture<GptTrain>('golden/gpt-train.json');
+    const prev = setBackend(backend);
+    try {
+      const model = loadPretrained(path.join(FIXTURES, 'hf/gpt2-tiny'));
+      const c = g.config;
+      const trainer = new Trainer({
+        model,
+        optimizer: new AdamW(model.namedParameters(), { betas: c.betas, eps: c.eps, weightDecay: c.weight_decay }),
+        schedule: { kind: 'cosine', peakLr: c.peak_lr, warmupSteps: c.warmup_steps, totalSteps: c.total_steps, minLr: c.min_lr },
+        gradClip: c.grad_clip,
+        gradAccumSteps: 1,
+        precision: 'bf16',
+      });
+      const batch = fixedBatch(g.input_ids);
+      const ours = golden.autocast_losses.map(() => trainer.stepOn([batch]).loss);
+      let vsTorch = 0, vsFp32 = 0;
+      ours.forEach((l, i) => {
+        vsTorch = Math.max(vsTorch, Math.abs(l - golden.autocast_losses[i]));
+        vsFp32 = Math.max(vsFp32, Math.abs(l - golden.losses[i]));
+        assert.ok(Math.abs(l - golden.autocast_losses[i]) < AUTOCAST_TOL, `step ${i}: ours bf16 ${l} vs torch autocast ${golden.autocast_losses[i]}`);
+      });
+      t.diagnostic(`max |Δloss| vs torch autocast ${vsTorch.toExponential(2)}, vs fp32 ${vsFp32.toExponential(2)}`);
+      assert.ok(vsFp32 > 1e-6, 'bf16 run indistinguishable from the fp32 golden');
+    } finally {
+      setBackend(prev);
+    }
   });
 }
 
