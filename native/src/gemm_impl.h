@@ -151,6 +151,12 @@ void pack_b(const float* b, bool trans, int64_t k, int64_t n, int64_t p0, int64_
     float* d = dst + jr * kc;
     if (!trans) {  // B stored [k, n]: each k step is a contiguous run of columns
       const float* s = b + p0 * n + j0 + jr;
+      if (cols == NR && bf16) {  // the common case rounds in the copy loop itself (no second pass)
+        for (int64_t p = 0; p < kc; ++p, s += n, d += NR)
+#pragma GCC unroll 4
+          for (int j = 0; j < NV; ++j) *reinterpret_cast<vf*>(d + j * W) = round_bf16(loadu(s + j * W));
+        continue;
+      }
       if (cols == NR) {
         for (int64_t p = 0; p < kc; ++p, s += n, d += NR)
 #pragma GCC unroll 4
