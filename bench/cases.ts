@@ -35,6 +35,11 @@ export const kdSpecSchema = z.strictObject({
   seed: z.int().min(0).default(0),
   /** our side: the library's fused chunked head + loss (default) or the plain full-logits composition */
   fused: z.boolean().default(true),
+  /**
+   * matmul precision of the step: bf16 = our autocast('bf16') (bf16 GEMM operands, fp32 accumulation)
+   * vs torch.autocast('cpu', dtype=torch.bfloat16) on the peer; the loss is fp32 on both sides
+   */
+  precision: z.enum(['fp32', 'bf16']).default('fp32'),
 });
 
 /** One fp32 GEMM C[m, n] = A[m, k] · B[k, n], repeated. */
@@ -60,6 +65,7 @@ const KD_MODELS = {
   lr: 1e-3,
   seed: 0,
   fused: true,
+  precision: 'fp32',
 } as const;
 const gemm = (m: number, n: number, k: number): GemmSpec => ({ name: `gemm-${m}x${n}x${k}`, kind: 'gemm', m, n, k, seed: 0 });
 
@@ -69,6 +75,12 @@ export const BUILTIN_CASES: Record<string, CaseSpec[]> = {
   // logits [4, 256, 32768] fp32 = 128 MiB per tensor: the loss, not the model, dominates memory
   'kd-wide': [{ name: 'kd-wide', kind: 'kd', vocab: 32768, seq: 256, batch: 4, ...KD_MODELS }],
   gemm: [gemm(1024, 1024, 1024), gemm(4096, 512, 512)],
+  // bf16 mixed precision, with the fp32 kd-small in the same run for reference (this machine has no
+  // AVX512-BF16 or AMX, so neither side has bf16 hardware to use: ours is an emulation at fp32 speed)
+  'kd-small-bf16': [
+    { name: 'kd-small', kind: 'kd', vocab: 512, seq: 128, batch: 8, ...KD_MODELS },
+    { name: 'kd-small-bf16', kind: 'kd', vocab: 512, seq: 128, batch: 8, ...KD_MODELS, precision: 'bf16' },
+  ],
 };
 
 /** Validates a user-supplied case (e.g. `--case '{...}'`). */
@@ -180,6 +192,7 @@ export function runKd(spec: KdSpec, plan: StepPlan): Metrics {
     gradClip: 1,
     gradAccumSteps: 1,
     lossFn: spec.fused ? kdLossFused(teacher, spec) : kdLoss(teacher, spec),
+    precision: spec.precision,
   });
   const rng = new Rng(spec.seed);
   const losses: number[] = [];

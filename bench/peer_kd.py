@@ -5,8 +5,14 @@ One step = teacher forward under no_grad + student forward + per-token 0.5*CE + 
 (pre-LN blocks, GELU-tanh MLP, learned positions, tied head) in plain torch modules so Debian's torch 1.13
 runs it without transformers. Inputs are fresh random tokens every step from a seeded generator.
 
+With spec "precision": "bf16" the forward passes run under torch.autocast("cpu", dtype=torch.bfloat16)
+(linear layers / matmuls / SDPA in bf16, fp32 master weights) and the loss is computed on the logits cast
+back to fp32, as our side does; backward runs outside the autocast block, as torch recommends. CPU autocast
+with bf16 exists since torch 1.10, so both Debian's 1.13 and the pip 2.x run it.
+
 Prints one JSON line: ms/step, tokens/s, peak RSS, torch version, BLAS and thread settings.
 """
+import contextlib
 import math
 
 import torch
@@ -106,6 +112,12 @@ def main():
     other = [p for p in student.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": other, "weight_decay": 0.0}],
                             lr=s["lr"], betas=(0.9, 0.999), eps=1e-8)
+    precision = s.get("precision", "fp32")
+    if precision == "bf16":
+        def autocast():
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+    else:
+        autocast = contextlib.nullcontext
     gen = torch.Generator().manual_seed(s["seed"])
     timer, losses = pc.Timer(), []
     for i in range(a.warmup + a.steps):
@@ -113,10 +125,12 @@ def main():
             timer.start()
         tokens = torch.randint(0, V, (B, T + 1), generator=gen)  # drawn inside the step, as on our side
         ids, targets = tokens[:, :-1], tokens[:, 1:].reshape(-1)
-        with torch.no_grad():
-            zt = teacher(ids).reshape(B * T, V)  # [N, V]
-        zs = student(ids).reshape(B * T, V)  # [N, V]
-        loss = kd_token_losses(zs, zt, targets, s["alpha"], s["tau"]).mean()
+        with autocast():
+            with torch.no_grad():
+                zt = teacher(ids).reshape(B * T, V)  # [N, V]
+            zs = student(ids).reshape(B * T, V)  # [N, V]
+        # fp32 loss and softmax (a no-op cast in fp32 runs)
+        loss = kd_token_losses(zs.float(), zt.float(), targets, s["alpha"], s["tau"]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
@@ -129,6 +143,7 @@ def main():
         "case": s["name"],
         "kind": "kd",
         "attention": "sdpa" if sdpa else "eager",
+        "precision": precision,
         **t,
         "steps": a.steps,
         "warmup": a.warmup,

@@ -2,7 +2,7 @@
  * Where a kd-small step's time goes: wraps every backend kernel with a wall-clock timer, runs the bench
  * case's step (bench/cases.ts runKd) and prints per-kernel totals per step, plus the time spent outside
  * kernels (JS autodiff, allocation, page faults).
- * Usage: node --import tsx bench/profile-step.ts [kd-small|kd-wide] [steps]
+ * Usage: node --import tsx bench/profile-step.ts [kd-small|kd-wide|kd-small-bf16] [steps]
  */
 import type { Backend } from '../src/backend/backend.js';
 import { setBackend } from '../src/tensor/tensor.js';
@@ -11,7 +11,8 @@ import { BUILTIN_CASES, runKd, type KdSpec } from './cases.js';
 
 const name = process.argv[2] ?? 'kd-small';
 const steps = Number(process.argv[3] ?? 5);
-const spec = BUILTIN_CASES[name][0] as KdSpec;
+// the spec named like the case (kd-small-bf16 also holds the fp32 kd-small for reference)
+const spec = (BUILTIN_CASES[name].find((s) => s.name === name) ?? BUILTIN_CASES[name][0]) as KdSpec;
 const base = chooseBackend('auto').backend;
 const totals = new Map<string, { ms: number; calls: number }>();
 let active = false;
@@ -24,8 +25,8 @@ for (const key of Object.keys(base) as (keyof Backend)[]) {
     let label = key as string;
     if (key === 'unary' || key === 'binary' || key === 'reduce' || key === 'unaryBackward') label += `:${String(args[0])}`;
     if (key === 'matmul') {
-      const a = args[3] as { m: number; n: number; k: number; batch: number; transA: boolean; transB: boolean };
-      label += `:${a.batch > 1 ? `${a.batch}x` : ''}${a.m}x${a.n}x${a.k}${a.transA ? 'T' : ''}${a.transB ? 't' : ''}`;
+      const a = args[3] as { m: number; n: number; k: number; batch: number; transA: boolean; transB: boolean; bf16?: boolean };
+      label += `:${a.batch > 1 ? `${a.batch}x` : ''}${a.m}x${a.n}x${a.k}${a.transA ? 'T' : ''}${a.transB ? 't' : ''}${a.bf16 ? ' bf16' : ''}`;
     }
     const t0 = performance.now();
     const r = (fn as (...a: unknown[]) => unknown).apply(base, args);

@@ -50,7 +50,8 @@ function resolveCases(names: string[], custom: string[]): CaseSpec[] {
     throw new UserError(`unknown case${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `"${n}"`).join(', ')}; known: ${Object.keys(BUILTIN_CASES).join(', ')} (or --case '<json>')`, 2);
   }
   const chosen = names.length || custom.length ? names : Object.keys(BUILTIN_CASES);
-  const specs = chosen.flatMap((n) => BUILTIN_CASES[n]);
+  // a spec named by several cases (kd-small is also part of kd-small-bf16) runs once
+  const specs = chosen.flatMap((n) => BUILTIN_CASES[n]).filter((s, i, all) => all.findIndex((t) => t.name === s.name) === i);
   custom.forEach((text, i) => {
     let value: unknown;
     try {

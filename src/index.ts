@@ -23,6 +23,7 @@ export { trainConfigSchema, type TrainConfig } from './config/schema.js';
 export { Rng } from './util/rng.js';
 export { selectBackend, nativeBackend, nativeInfo } from './backend/native.js';
 export { refBackend } from './backend/ref.js';
+export { roundBf16 } from './backend/gemm.js';
 export * from './distill/index.js';
 export { createTeacher, LocalTeacher, OpenAITeacher, OnnxTeacher, CachedTeacher, buildTeacherCache, type Teacher, type TeacherBatch, type TopK } from './teachers/index.js';
 export { startServer, serveOptionsSchema } from './serve/index.js';

@@ -256,7 +256,8 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const F32 a = f32(info, 0, "a"), b = f32(info, 1, "b"), c = f32(info, 2, "c");
   lmd::GemmArgs g{a.data, b.data, c.data, integer(info, 3, "batch"), integer(info, 4, "m"), integer(info, 5, "n"),
                   integer(info, 6, "k"), boolean(info, 7), boolean(info, 8), integer(info, 9, "aBatchStride"),
-                  integer(info, 10, "bBatchStride"), boolean(info, 11)};
+                  integer(info, 10, "bBatchStride"), boolean(info, 11),
+                  boolean(info, 12)};  // bf16 (optional: undefined → false, i.e. fp32)
   need(env, g.batch >= 0 && g.m >= 0 && g.n >= 0 && g.k >= 0, "matmul: negative size");
   need(env, g.a_batch_stride >= 0 && g.b_batch_stride >= 0, "matmul: negative batch stride");
   if (g.batch == 0 || g.m == 0 || g.n == 0) return env.Undefined();

@@ -30,7 +30,8 @@ void mm(const KernelTable& kt, const float* a, const float* b, float* c, int64_t
     if (!acc) std::memset(c, 0, sizeof(float) * static_cast<size_t>(m * n));
     return;
   }
-  const GemmArgs g{a, b, c, 1, m, n, k, ta, tb, 0, 0, acc};
+  // attention's internal GEMMs (scores, P·V and their gradients) stay fp32 even under bf16 autocast
+  const GemmArgs g{a, b, c, 1, m, n, k, ta, tb, 0, 0, acc, false};
   const int64_t kc = std::min<int64_t>(kt.kc, k);
   const int64_t nc = std::min<int64_t>(kt.nc, (n + kt.nr - 1) / kt.nr * kt.nr);
   const int64_t mc = std::min<int64_t>(kt.mc, (m + kt.mr - 1) / kt.mr * kt.mr);

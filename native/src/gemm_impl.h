@@ -4,7 +4,9 @@
 //   → ic (MC rows; pack op(A) block, MC×KC, into MR-high panels, lives in L2)
 //   → jr (NR columns; one B panel stays in L1) → ir (MR rows) → micro-kernel: an MR×NR tile of C in
 //   registers, updated by a rank-1 product per k (MR broadcasts × NV vector loads, MR·NV FMAs).
-// Transposition is absorbed by the packing routines, so all four variants run the same kernel.
+// Transposition is absorbed by the packing routines, so all four variants run the same kernel, and so
+// is bf16 emulation (GemmArgs::bf16): each freshly packed panel, still in L1, is rounded to bfloat16
+// in place, so the micro-kernel multiplies bf16 values and accumulates in fp32 at no extra cost.
 #pragma once
 #include "kernels.h"
 #include "vec.h"
@@ -75,9 +77,39 @@ void edge_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t
   }
 }
 
+typedef uint32_t vu __attribute__((vector_size(LMD_W * 4), __may_alias__));
+
+/**
+ * fp32 → nearest bfloat16 (ties to even), returned as the fp32 with the same value: add 0x7FFF plus
+ * the lowest kept bit, drop the low 16 bits (overflow carries into the exponent, giving ±Inf as IEEE
+ * rounding does). NaN would carry into Inf or lose its payload, so it keeps its top bits with the
+ * quiet bit set. Same rule as src/backend/gemm.ts roundBf16 and torch's round_to_nearest_even (which
+ * writes one canonical NaN instead; any NaN poisons the product alike).
+ */
+LMD_INLINE vf round_bf16(vf x) {
+  const vu u = reinterpret_cast<vu>(x);
+  const vu r = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+  const vu q = (u | 0x00400000u) & 0xFFFF0000u;
+  const vi nan = (as_i(x) & 0x7FFFFFFF) > 0x7F800000;
+  return as_f(reinterpret_cast<vi>(nan ? q : r));
+}
+LMD_INLINE float round_bf16(float x) {
+  uint32_t u;
+  __builtin_memcpy(&u, &x, 4);
+  u = (u & 0x7FFFFFFFu) > 0x7F800000u ? (u | 0x00400000u) & 0xFFFF0000u : (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+  __builtin_memcpy(&x, &u, 4);
+  return x;
+}
+/** Rounds n packed floats in place (a panel just written, so it is in L1). */
+void round_bf16_panel(float* p, int64_t n) {
+  int64_t i = 0;
+  for (; i + W <= n; i += W) storeu(p + i, round_bf16(loadu(p + i)));
+  for (; i < n; ++i) p[i] = round_bf16(p[i]);
+}
+
 /** Packs rows [i0, i0+mc) × k-range [p0, p0+kc) of op(A) into MR-high panels (zero-padded). */
 void pack_a(const float* a, bool trans, int64_t m, int64_t k, int64_t i0, int64_t mc, int64_t p0,
-            int64_t kc, float* __restrict dst) {
+            int64_t kc, float* __restrict dst, bool bf16) {
   if (trans) {
     // A stored [k, m]: row p of the block is contiguous; walk it once, dealing MR-runs to the panels
     // (reading along rows keeps the hardware prefetcher on a single stream per k step)
@@ -92,6 +124,8 @@ void pack_a(const float* a, bool trans, int64_t m, int64_t k, int64_t i0, int64_
       if (ir < mc)
         for (int r = 0; r < MR; ++r) d[r] = ir + r < mc ? s[ir + r] : 0.0f;
     }
+    // this layout fills all panels at once, so round the block (mc×kc, sized for L2) afterwards
+    if (bf16) round_bf16_panel(dst, (mc + MR - 1) / MR * MR * kc);
     return;
   }
   for (int64_t ir = 0; ir < mc; ir += MR) {  // A stored [m, k]: read each row contiguously, scatter
@@ -105,17 +139,24 @@ void pack_a(const float* a, bool trans, int64_t m, int64_t k, int64_t i0, int64_
         for (int64_t p = 0; p < kc; ++p) d[p * MR + r] = 0.0f;
       }
     }
+    if (bf16) round_bf16_panel(d, MR * kc);
   }
 }
 
 /** Packs k-range [p0, p0+kc) × columns [j0, j0+nc) of op(B) into NR-wide panels (zero-padded). */
 void pack_b(const float* b, bool trans, int64_t k, int64_t n, int64_t p0, int64_t kc, int64_t j0,
-            int64_t nc, float* __restrict dst) {
+            int64_t nc, float* __restrict dst, bool bf16) {
   for (int64_t jr = 0; jr < nc; jr += NR) {
     const int64_t cols = min_of<int64_t>(NR, nc - jr);
     float* d = dst + jr * kc;
     if (!trans) {  // B stored [k, n]: each k step is a contiguous run of columns
       const float* s = b + p0 * n + j0 + jr;
+      if (cols == NR && bf16) {  // the common case rounds in the copy loop itself (no second pass)
+        for (int64_t p = 0; p < kc; ++p, s += n, d += NR)
+#pragma GCC unroll 4
+          for (int j = 0; j < NV; ++j) *reinterpret_cast<vf*>(d + j * W) = round_bf16(loadu(s + j * W));
+        continue;
+      }
       if (cols == NR) {
         for (int64_t p = 0; p < kc; ++p, s += n, d += NR)
 #pragma GCC unroll 4
@@ -144,6 +185,7 @@ void pack_b(const float* b, bool trans, int64_t k, int64_t n, int64_t p0, int64_
       for (; p < kc; ++p)
         for (int j = 0; j < NR; ++j) d[p * NR + j] = j < cols ? s[j * k + p] : 0.0f;
     }
+    if (bf16) round_bf16_panel(dst + jr * kc, NR * kc);  // d has moved on in the loops above
   }
 }
 
@@ -158,10 +200,10 @@ void gemm_tile(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0
     for (int64_t pc = 0; pc < k; pc += KC) {
       const int64_t kc = min_of<int64_t>(KC, k - pc);
       const bool acc = g.accumulate || pc > 0;
-      pack_b(b, g.trans_b, k, n, pc, kc, jc, nc, pb);
+      pack_b(b, g.trans_b, k, n, pc, kc, jc, nc, pb, g.bf16);
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = min_of<int64_t>(MC, m1 - ic);
-        pack_a(a, g.trans_a, m, k, ic, mc, pc, kc, pa);
+        pack_a(a, g.trans_a, m, k, ic, mc, pc, kc, pa, g.bf16);
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t cols = min_of<int64_t>(NR, nc - jr);
           const float* bp = pb + jr * kc;

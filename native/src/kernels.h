@@ -19,6 +19,12 @@ struct GemmArgs {
   bool trans_a, trans_b;
   int64_t a_batch_stride, b_batch_stride;
   bool accumulate;
+  /**
+   * bf16 mixed precision, emulated: every operand element is rounded to bfloat16 (round to nearest
+   * even, NaN kept NaN) while it is packed, and the products are accumulated in fp32 FMAs as usual.
+   * CPUs without AVX512-BF16 have no faster bf16 path, so this gives bf16 numerics at fp32 speed.
+   */
+  bool bf16 = false;
 };
 
 /** Scalars of one AdamW update (see Backend.adamw). */

@@ -4,6 +4,7 @@
 // even where its instructions cannot execute. Usage: native/test/run.sh
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -12,12 +13,22 @@
 
 using namespace lmd;
 
+/** Nearest bfloat16 (ties to even) of a finite float, as a float. */
+static float bf16(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
 static double naive(const GemmArgs& g, int64_t b, int64_t i, int64_t j) {
   const float* A = g.a + b * g.a_batch_stride;
   const float* B = g.b + b * g.b_batch_stride;
+  auto op = [&](float x) { return double(g.bf16 ? bf16(x) : x); };
   double s = 0;
   for (int64_t p = 0; p < g.k; ++p)
-    s += double(g.trans_a ? A[p * g.m + i] : A[i * g.k + p]) * double(g.trans_b ? B[j * g.k + p] : B[p * g.n + j]);
+    s += op(g.trans_a ? A[p * g.m + i] : A[i * g.k + p]) * op(g.trans_b ? B[j * g.k + p] : B[p * g.n + j]);
   return s;
 }
 
@@ -29,12 +40,12 @@ static int check_gemm(const KernelTable& kt, std::mt19937& rng) {
     const int64_t m = sizes[rng() % 11], n = sizes[rng() % 11];
     const int64_t k = trial % 10 == 0 ? 600 + rng() % 300 : sizes[rng() % 11];
     const int64_t batch = 1 + rng() % 3;
-    const bool ta = rng() % 2, tb = rng() % 2, acc = rng() % 2, bcast = rng() % 3 == 0;
+    const bool ta = rng() % 2, tb = rng() % 2, acc = rng() % 2, bcast = rng() % 3 == 0, bf = rng() % 2;
     std::vector<float> a(batch * m * k), b(batch * k * n), c(batch * m * n);
     for (auto* v : {&a, &b, &c})
       for (float& x : *v) x = nd(rng);
     const std::vector<float> c0 = c;
-    const GemmArgs g{a.data(), b.data(), c.data(), batch, m, n, k, ta, tb, m * k, bcast ? 0 : k * n, acc};
+    const GemmArgs g{a.data(), b.data(), c.data(), batch, m, n, k, ta, tb, m * k, bcast ? 0 : k * n, acc, bf};
     gemm(kt, g);
     for (int64_t bi = 0; bi < batch; ++bi)
       for (int64_t i = 0; i < m; ++i)
@@ -42,7 +53,7 @@ static int check_gemm(const KernelTable& kt, std::mt19937& rng) {
           const int64_t o = (bi * m + i) * n + j;
           const double want = naive(g, bi, i, j) + (acc ? c0[o] : 0.0);
           if (std::fabs(want - c[o]) > 4e-6 * std::sqrt(double(k)) * (1 + std::fabs(want))) {
-            if (fails++ < 5) std::printf("  %s gemm %ldx%ldx%ld tA%d tB%d acc%d: %g vs %g\n", kt.isa, long(m), long(n), long(k), ta, tb, acc, c[o], want);
+            if (fails++ < 5) std::printf("  %s gemm %ldx%ldx%ld tA%d tB%d acc%d bf16 %d: %g vs %g\n", kt.isa, long(m), long(n), long(k), ta, tb, acc, bf, c[o], want);
           }
         }
   }

@@ -25,6 +25,13 @@ export interface MatmulArgs {
   aBatchStride: number;
   bBatchStride: number;
   accumulate: boolean;
+  /**
+   * bf16 mixed precision: every element of A and B is rounded to bfloat16 (round to nearest even)
+   * before the product, which is then accumulated in fp32. Absent/false = plain fp32. CPUs without
+   * AVX512-BF16 have no faster bf16 path, so backends emulate it at fp32 speed (rounding while they
+   * pack operands); the numerics are those of a bf16 GEMM with fp32 accumulation.
+   */
+  bf16?: boolean;
 }
 
 /** Where row t of head h in batch b starts: offset + b·sB + h·sH + t·sT (its D values are contiguous). */

@@ -3,6 +3,9 @@
  * absorbs transposition, so all four variants run the same micro-kernel) and a 4×4 register-blocked
  * micro-kernel accumulates in doubles-free float math. Columns are processed in L2-sized chunks.
  * This is the fallback when the native addon is unavailable, so it is written for speed.
+ *
+ * With `bf16` the packed operands are rounded to bfloat16 (roundBf16) right after packing — the same
+ * place the native kernels round — and the micro-kernel accumulates them in fp32 as usual.
  */
 import type { MatmulArgs } from './backend.js';
 
@@ -10,6 +13,32 @@ const MR = 4;
 const NR = 4;
 let packA: Float32Array = new Float32Array(0);
 let packB: Float32Array = new Float32Array(0);
+
+// One float viewed as its bits: rounding works on the integer representation.
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/**
+ * The nearest bfloat16 to x (round to nearest, ties to even), as a float32 value: add 0x7FFF plus the
+ * lowest kept bit and drop the low 16 bits (a carry into the exponent gives ±Inf, as IEEE rounding
+ * does). NaN keeps its top bits with the quiet bit set (adding would carry it into Inf).
+ * native/src/gemm_impl.h round_bf16 is the same function.
+ */
+export function roundBf16(x: number): number {
+  f32[0] = x;
+  const u = u32[0];
+  u32[0] = (u & 0x7fffffff) > 0x7f800000 ? (u | 0x00400000) & 0xffff0000 : (u + 0x7fff + ((u >>> 16) & 1)) & 0xffff0000;
+  return f32[0];
+}
+
+/** Rounds buf[0, n) to bfloat16 in place (integer ops on a Uint32Array view, no per-element calls). */
+function roundBf16InPlace(buf: Float32Array, n: number): void {
+  const u = new Uint32Array(buf.buffer, buf.byteOffset, n);
+  for (let i = 0; i < n; i++) {
+    const x = u[i];
+    u[i] = (x & 0x7fffffff) > 0x7f800000 ? (x | 0x00400000) & 0xffff0000 : (x + 0x7fff + ((x >>> 16) & 1)) & 0xffff0000;
+  }
+}
 
 function ensure(buf: Float32Array, n: number): Float32Array {
   return buf.length >= n ? buf : new Float32Array(Math.max(n, buf.length * 2));
@@ -102,6 +131,7 @@ function columnChunk(k: number): number {
 
 export function gemmRef(a: Float32Array, b: Float32Array, c: Float32Array, args: MatmulArgs): void {
   const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride, accumulate } = args;
+  const bf16 = args.bf16 === true;
   if (m === 0 || n === 0) return;
   if (k === 0) {
     if (!accumulate) c.fill(0, 0, batch * m * n);
@@ -115,8 +145,12 @@ export function gemmRef(a: Float32Array, b: Float32Array, c: Float32Array, args:
   let lastB = -1;
   for (let bt = 0; bt < batch; bt++) {
     packRows(a, bt * aBatchStride, m, k, transA, packA);
+    if (bf16) roundBf16InPlace(packA, mPanels * MR * k);
     const bOff = bt * bBatchStride;
-    if (bOff !== lastB || bt === 0) packCols(b, bOff, k, n, transB, packB);
+    if (bOff !== lastB || bt === 0) {
+      packCols(b, bOff, k, n, transB, packB);
+      if (bf16) roundBf16InPlace(packB, nPanels * NR * k);
+    }
     lastB = bOff;
     const cOff = bt * m * n;
     for (let j0 = 0; j0 < n; j0 += nc) {

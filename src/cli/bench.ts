@@ -29,7 +29,7 @@ export function registerBench(program: Command): void {
   program
     .command('bench')
     .description('benchmark our training step against PyTorch on this machine (needs the source repo: bench/ is not in the npm package)')
-    .argument('[cases...]', 'kd-small, kd-wide, gemm (default: all)')
+    .argument('[cases...]', 'kd-small, kd-wide, gemm, kd-small-bf16 (default: all)')
     .option('--json', 'only the JSON lines (no table)')
     .option('--steps <n>', 'timed steps for every side (default: per side)', intArg('--steps'))
     .option('--warmup <n>', 'untimed steps first (default: per side)', intArg('--warmup', 0))

@@ -14,7 +14,8 @@ export function registerDistill(program: Command): void {
     .option('--steps <n>', 'override train.steps', intArg('--steps'))
     .option('--out <dir>', 'override out_dir')
     .option('--fresh', 'discard an existing checkpoint in out_dir and start over')
-    .action((o: { config: string; steps?: number; out?: string; fresh?: boolean }) => trainCommand({ ...o, requireDistill: true }));
+    .option('--precision <p>', 'override train.precision: fp32 (default) or bf16 (bf16 GEMM operands, fp32 accumulation)')
+    .action((o: { config: string; steps?: number; out?: string; fresh?: boolean; precision?: string }) => trainCommand({ ...o, requireDistill: true }));
 }
 
 export function registerTrain(program: Command): void {
@@ -25,12 +26,14 @@ export function registerTrain(program: Command): void {
     .option('--steps <n>', 'override train.steps', intArg('--steps'))
     .option('--out <dir>', 'override out_dir')
     .option('--fresh', 'discard an existing checkpoint in out_dir and start over')
+    .option('--precision <p>', 'override train.precision: fp32 (default) or bf16 (bf16 GEMM operands, fp32 accumulation)')
     .action(trainCommand);
 }
 
 /** Runs a training config with terminal progress; sets process.exitCode 130 when interrupted. */
-export async function trainCommand(o: { config: string; steps?: number; out?: string; fresh?: boolean; requireDistill?: boolean }): Promise<void> {
-  const cfg = loadTrainConfig(o.config, { 'train.steps': o.steps, out_dir: o.out });
+export async function trainCommand(o: { config: string; steps?: number; out?: string; fresh?: boolean; precision?: string; requireDistill?: boolean }): Promise<void> {
+  // --precision goes through the schema like the YAML key, so a bad value gets the same error
+  const cfg = loadTrainConfig(o.config, { 'train.steps': o.steps, out_dir: o.out, 'train.precision': o.precision });
   if (o.requireDistill && !cfg.distill) throw new UserError(`${o.config}: no "distill:" section (teacher, loss, regime); use \`lmdistill train\` for plain training`, 2);
   const rep = createReporter();
   let stop = false;

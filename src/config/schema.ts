@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { gpt2ConfigSchema, llamaConfigSchema } from '../models/config.js';
+import { PRECISIONS } from '../tensor/precision.js';
 
 const posInt = z.number().int().positive();
 
@@ -73,6 +74,12 @@ export const trainSchema = z.strictObject({
   betas: z.tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)]).default([0.9, 0.95]),
   eps: z.number().positive().default(1e-8),
   grad_clip: z.number().min(0).default(1.0),
+  /**
+   * matmul precision of forward + backward: bf16 rounds GEMM operands to bfloat16 (fp32 accumulation;
+   * loss, softmax, norms, optimizer and master weights stay fp32). Emulated on CPUs without
+   * AVX512-BF16: same speed as fp32. fp32 is the reference.
+   */
+  precision: z.enum(PRECISIONS).default('fp32'),
   seed: z.number().int().default(0),
   eval_every: posInt.default(50),
   /** validation batches per evaluation (0 = the whole validation split) */

@@ -7,6 +7,7 @@
  * The output is the scalar Σ_r w_r·loss_r with per-row weights w (mask / normaliser) known up front, so
  * the gradients can be finished in the forward pass; backward only scales them by the upstream gradient.
  */
+import { matmulBf16 } from '../tensor/precision.js';
 import { getBackend, record, Tensor } from '../tensor/tensor.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { RowTarget } from './types.js';
@@ -36,6 +37,8 @@ export function fusedLinearLoss(h: Tensor, W: Tensor, lossFn: RowLossFn, targets
     throw new Error(`fusedLinearLoss: h ${fmtShape(h.shape)}, W ${fmtShape(W.shape)}, ${weights.length} weights`);
   }
   const be = getBackend();
+  // the head is a matmul: under autocast('bf16') its three GEMMs round their operands like matmul's
+  const bf16 = matmulBf16();
   const chunk = Math.max(1, Math.min(chunkRows, N));
   const z = new Float32Array(chunk * V), gz = new Float32Array(chunk * V);
   const gh = h.requiresGrad ? new Float32Array(N * C) : null;
@@ -45,7 +48,7 @@ export function fusedLinearLoss(h: Tensor, W: Tensor, lossFn: RowLossFn, targets
   for (let c0 = 0; c0 < N; c0 += chunk) {
     const c1 = Math.min(N, c0 + chunk), rows = c1 - c0;
     const hc = h.data.subarray(c0 * C, c1 * C);
-    be.matmul(hc, W.data, z, { batch: 1, m: rows, n: V, k: C, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false }); // [rows, V]
+    be.matmul(hc, W.data, z, { batch: 1, m: rows, n: V, k: C, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false, bf16 }); // [rows, V]
     const target = targets(c0, c1);
     let any = false;
     for (let i = 0; i < rows; i++) {
@@ -60,8 +63,8 @@ export function fusedLinearLoss(h: Tensor, W: Tensor, lossFn: RowLossFn, targets
     }
     if (!any) continue;
     const gzc = gz.subarray(0, rows * V);
-    if (gh) be.matmul(gzc, W.data, gh.subarray(c0 * C, c1 * C), { batch: 1, m: rows, n: C, k: V, transA: false, transB: false, aBatchStride: 0, bBatchStride: 0, accumulate: false }); // dh = dz·W
-    if (gW) be.matmul(gzc, hc, gW, { batch: 1, m: V, n: C, k: rows, transA: true, transB: false, aBatchStride: 0, bBatchStride: 0, accumulate: true }); // dW += dzᵀ·h
+    if (gh) be.matmul(gzc, W.data, gh.subarray(c0 * C, c1 * C), { batch: 1, m: rows, n: C, k: V, transA: false, transB: false, aBatchStride: 0, bBatchStride: 0, accumulate: false, bf16 }); // dh = dz·W
+    if (gW) be.matmul(gzc, hc, gW, { batch: 1, m: V, n: C, k: rows, transA: true, transB: false, aBatchStride: 0, bBatchStride: 0, accumulate: true, bf16 }); // dW += dzᵀ·h
   }
   const out = record(new Tensor(Float32Array.of(total), []), 'fusedLinearLoss', [h, W], { saved: { gh, gW } });
   return { loss: out, rowLosses };

@@ -5,6 +5,7 @@
  * head (its logits are made chunk by chunk too, so neither side ever holds [N, V]) or any other signal
  * (dense logits, sparse top-k). Used by `lmdistill distill` and by the benchmark's KD step.
  */
+import { matmulBf16 } from '../tensor/precision.js';
 import { getBackend, type Tensor } from '../tensor/tensor.js';
 import { fusedLinearLoss, type ChunkTargets, type RowLossFn } from './chunked.js';
 import type { Mixture } from './mixture.js';
@@ -50,7 +51,7 @@ export function fusedMixtureLoss(x: FusedMixtureInput): { loss: Tensor; partSums
   const tChunk = th ? new Float32Array(Math.min(x.chunkRows, N) * V) : null;
   const targets: ChunkTargets = (c0, c1) => {
     if (th && tChunk) {
-      getBackend().matmul(th.h.subarray(c0 * th.C, c1 * th.C), th.W, tChunk, { batch: 1, m: c1 - c0, n: V, k: th.C, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false });
+      getBackend().matmul(th.h.subarray(c0 * th.C, c1 * th.C), th.W, tChunk, { batch: 1, m: c1 - c0, n: V, k: th.C, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false, bf16: matmulBf16() });
       return (r) => ({ teacher: { kind: 'dense', logits: tChunk.subarray((r - c0) * V, (r - c0 + 1) * V) }, label: x.labels?.[r] });
     }
     const inputs = { student: x.hidden, teacher: x.teacher, labels: x.labels };

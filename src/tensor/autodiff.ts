@@ -57,22 +57,24 @@ const maxRule: VjpRule<'max'> = (g, node, out) => {
 };
 
 // C = A·B: dA = G·Bᵀ, dB = Aᵀ·G.  C = A·Bᵀ (transB, B stored [n, k]): dA = G·B, dB = Gᵀ·A.
+// Both gradient GEMMs run in the forward's precision (bf16 operands under autocast, as torch's
+// autocast backward does for mm), whatever scope backward() itself runs in.
 /** Gradients of a [..., k] · 2-D B product (one GEMM each over all leading rows). */
-function matmul2dGrads(g: Tensor, a: Tensor, b: Tensor, tb: boolean): Grads {
+function matmul2dGrads(g: Tensor, a: Tensor, b: Tensor, tb: boolean, bf16: boolean): Grads {
   const k = a.shape[a.rank - 1];
   const n = g.shape[g.rank - 1];
   const rows = a.size / k;
-  const ga = a.requiresGrad ? new Tensor(op.gemm(g.data, b.data, 1, rows, k, n, false, !tb, 0, 0), a.shape) : null;
+  const ga = a.requiresGrad ? new Tensor(op.gemm(g.data, b.data, 1, rows, k, n, false, !tb, 0, 0, bf16), a.shape) : null;
   const gb = !b.requiresGrad ? null : tb
-    ? new Tensor(op.gemm(g.data, a.data, 1, n, k, rows, true, false, 0, 0), b.shape)
-    : new Tensor(op.gemm(a.data, g.data, 1, k, n, rows, true, false, 0, 0), b.shape);
+    ? new Tensor(op.gemm(g.data, a.data, 1, n, k, rows, true, false, 0, 0, bf16), b.shape)
+    : new Tensor(op.gemm(a.data, g.data, 1, k, n, rows, true, false, 0, 0, bf16), b.shape);
   return [ga, gb];
 }
 
 const matmulRule: VjpRule<'matmul'> = (g, node) => {
   const [a, b] = node.inputs;
-  const tb = node.params.transB;
-  if (b.rank === 2) return matmul2dGrads(g, a, b, tb);
+  const { transB: tb, bf16 } = node.params;
+  if (b.rank === 2) return matmul2dGrads(g, a, b, tb, bf16);
   const k = a.shape[a.rank - 1];
   const n = g.shape[g.rank - 1];
   const m = a.shape[a.rank - 2];
@@ -81,10 +83,10 @@ const matmulRule: VjpRule<'matmul'> = (g, node) => {
   const bShape = tb ? [...batchShape, n, k] : [...batchShape, k, n];
   const ea = op.expandRaw(a, [...batchShape, m, k]);
   const eb = op.expandRaw(b, bShape);
-  const ga = a.requiresGrad ? sumTo(new Tensor(op.gemm(g.data, eb.data, batch, m, k, n, false, !tb, m * n, k * n), [...batchShape, m, k]), a.shape) : null;
+  const ga = a.requiresGrad ? sumTo(new Tensor(op.gemm(g.data, eb.data, batch, m, k, n, false, !tb, m * n, k * n, bf16), [...batchShape, m, k]), a.shape) : null;
   const gb = !b.requiresGrad ? null : tb
-    ? sumTo(new Tensor(op.gemm(g.data, ea.data, batch, n, k, m, true, false, m * n, m * k), bShape), b.shape)
-    : sumTo(new Tensor(op.gemm(ea.data, g.data, batch, k, n, m, true, false, m * k, m * n), bShape), b.shape);
+    ? sumTo(new Tensor(op.gemm(g.data, ea.data, batch, n, k, m, true, false, m * n, m * k, bf16), bShape), b.shape)
+    : sumTo(new Tensor(op.gemm(ea.data, g.data, batch, k, n, m, true, false, m * k, m * n, bf16), bShape), b.shape);
   return [ga, gb];
 };
 
@@ -130,7 +132,7 @@ const vjp = {
   matmul: matmulRule,
   linear: (g, node) => {
     const [x, w, b] = node.inputs;
-    return [...matmul2dGrads(g, x, w, node.params.transB), b.requiresGrad ? sumTo(g, b.shape) : null];
+    return [...matmul2dGrads(g, x, w, node.params.transB, node.params.bf16), b.requiresGrad ? sumTo(g, b.shape) : null];
   },
   reshape: (g, node) => [op.reshape(g, node.inputs[0].shape)],
   permute: (g, node) => {

@@ -3,6 +3,7 @@
  * backend kernel and records a graph node; gradient rules live in autodiff.ts.
  */
 import type { AttentionDims, BinaryOp, UnaryOp } from '../backend/backend.js';
+import { matmulBf16 } from './precision.js';
 import { getBackend, record, scalar, Tensor, uninit } from './tensor.js';
 import { broadcastShapes, broadcastStrides, fmtShape, normAxis, numel, shapeEq, stridesOf, type Shape } from './shape.js';
 
@@ -85,13 +86,16 @@ export const sum = (x: Tensor, axes?: number | number[], keepdim = false): Tenso
 /** Max over `axes` (all when omitted); the gradient is split evenly between ties. */
 export const max = (x: Tensor, axes?: number | number[], keepdim = false): Tensor => reduceOp('max', x, axes, keepdim);
 
-/** Raw (graph-free) GEMM on flat buffers: [batch, m, k]·[batch, k, n] with optional transposes. */
+/**
+ * Raw (graph-free) GEMM on flat buffers: [batch, m, k]·[batch, k, n] with optional transposes; `bf16`
+ * rounds the operands to bfloat16 (fp32 accumulation), default: the current autocast scope.
+ */
 export function gemm(
   a: Float32Array, b: Float32Array, batch: number, m: number, n: number, k: number,
-  transA: boolean, transB: boolean, aBatchStride: number, bBatchStride: number,
+  transA: boolean, transB: boolean, aBatchStride: number, bBatchStride: number, bf16 = matmulBf16(),
 ): Float32Array {
   const c = uninit(batch * m * n);
-  getBackend().matmul(a, b, c, { batch, m, n, k, transA, transB, aBatchStride, bBatchStride, accumulate: false });
+  getBackend().matmul(a, b, c, { batch, m, n, k, transA, transB, aBatchStride, bBatchStride, accumulate: false, bf16 });
   return c;
 }
 
@@ -99,6 +103,8 @@ export function gemm(
  * Matrix product [..., m, k] · [..., k, n] → [..., m, n]; with `transB` the right operand is stored
  * [..., n, k] and used transposed (nn.Linear weights, q·kᵀ) without copying. A 2-D right operand is
  * applied to every row of the left (one GEMM over all leading dims); batch dims otherwise broadcast.
+ * Inside autocast('bf16') the operands are rounded to bf16 (fp32 accumulation, fp32 output); the node
+ * remembers it so the gradient GEMMs match (src/tensor/precision.ts).
  */
 export function matmul(a: Tensor, b: Tensor, transB = false): Tensor {
   if (a.rank < 2 || b.rank < 2) throw new Error(`matmul needs rank >= 2 operands, got ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
@@ -106,17 +112,18 @@ export function matmul(a: Tensor, b: Tensor, transB = false): Tensor {
   const bk = b.shape[b.rank - (transB ? 1 : 2)];
   if (bk !== k) throw new Error(`matmul shape mismatch: ${fmtShape(a.shape)} · ${fmtShape(b.shape)}${transB ? 'ᵀ' : ''}`);
   const n = b.shape[b.rank - (transB ? 2 : 1)];
+  const bf16 = matmulBf16();
   if (b.rank === 2) {
     const rows = a.size / k;
-    const out = gemm(a.data, b.data, 1, rows, n, k, false, transB, 0, 0);
-    return record(new Tensor(out, [...a.shape.slice(0, -1), n]), 'matmul', [a, b], { transB });
+    const out = gemm(a.data, b.data, 1, rows, n, k, false, transB, 0, 0, bf16);
+    return record(new Tensor(out, [...a.shape.slice(0, -1), n]), 'matmul', [a, b], { transB, bf16 });
   }
   const m = a.shape[a.rank - 2];
   const batchShape = broadcastShapes(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const ea = expandBatch(a, batchShape), eb = expandBatch(b, batchShape);
   const batch = numel(batchShape);
-  const out = gemm(ea.data, eb.data, batch, m, n, k, false, transB, ea.stride, eb.stride);
-  return record(new Tensor(out, [...batchShape, m, n]), 'matmul', [a, b], { transB });
+  const out = gemm(ea.data, eb.data, batch, m, n, k, false, transB, ea.stride, eb.stride, bf16);
+  return record(new Tensor(out, [...batchShape, m, n]), 'matmul', [a, b], { transB, bf16 });
 }
 /**
  * x·W + b for a 2-D weight W [k, n] — or x·Wᵀ with `transB`, W stored [n, k] (nn.Linear) — and bias
@@ -132,9 +139,10 @@ export function linear(x: Tensor, w: Tensor, b: Tensor, transB = false): Tensor 
   const rows = x.size / k;
   const out = uninit(rows * n);
   const backend = getBackend();
+  const bf16 = matmulBf16();
   backend.copyStrided(b.data, 0, [0, 1], out, [rows, n]);
-  backend.matmul(x.data, w.data, out, { batch: 1, m: rows, n, k, transA: false, transB, aBatchStride: 0, bBatchStride: 0, accumulate: true });
-  return record(new Tensor(out, [...x.shape.slice(0, -1), n]), 'linear', [x, w, b], { transB });
+  backend.matmul(x.data, w.data, out, { batch: 1, m: rows, n, k, transA: false, transB, aBatchStride: 0, bBatchStride: 0, accumulate: true, bf16 });
+  return record(new Tensor(out, [...x.shape.slice(0, -1), n]), 'linear', [x, w, b], { transB, bf16 });
 }
 
 /** A view of x's data valid for `batchShape` batches: stride 0 for a single matrix, copy otherwise. */

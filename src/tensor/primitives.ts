@@ -23,10 +23,13 @@ export interface PrimParams {
   // reductions
   sum: { axes: number[]; keepdim: boolean };
   max: { axes: number[]; keepdim: boolean };
-  /** [..., m, k] · [..., k, n] (or · [..., n, k]ᵀ when transB) with broadcast batch dims */
-  matmul: { transB: boolean };
-  /** inputs [x [..., k], W [k, n] (or [n, k] when transB), b [n]]: x·W + b in one GEMM (bias in the output) */
-  linear: { transB: boolean };
+  /**
+   * [..., m, k] · [..., k, n] (or · [..., n, k]ᵀ when transB) with broadcast batch dims; bf16: operands
+   * rounded to bfloat16 (autocast scope at forward time; the gradient GEMMs use the same)
+   */
+  matmul: { transB: boolean; bf16: boolean };
+  /** inputs [x [..., k], W [k, n] (or [n, k] when transB), b [n]]: x·W + b in one GEMM (bias in the output); bf16 as matmul */
+  linear: { transB: boolean; bf16: boolean };
   // movement
   reshape: { shape: number[] };
   permute: { dims: number[] };

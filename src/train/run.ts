@@ -59,7 +59,9 @@ export interface RunOptions {
 
 /** Settings that may not change across a resume (the data order and model would silently differ). */
 function configDigest(cfg: TrainConfig): string {
-  const { steps: _steps, eval_every: _e, eval_batches: _b, checkpoint_every: _c, ...train } = cfg.train;
+  const { steps: _steps, eval_every: _e, eval_batches: _b, checkpoint_every: _c, precision, ...rest } = cfg.train;
+  // the default fp32 is left out so checkpoints written before `precision` existed still resume
+  const train = precision === 'fp32' ? rest : { ...rest, precision };
   const stable = JSON.stringify({ data: cfg.data, tokenizer: cfg.tokenizer, model: cfg.model, train, distill: cfg.distill ?? null });
   return crypto.createHash('sha256').update(stable).digest('hex').slice(0, 16);
 }
@@ -118,7 +120,7 @@ export async function runTraining(config: TrainConfig, opts: RunOptions = {}): P
   // the plan may train parameters of its own (feature-KD projections); they are optimised with the model
   const optimizer = new AdamW(new Map([...model.namedParameters(), ...plan.parameters()]), { betas: t.betas, eps: t.eps, weightDecay: t.weight_decay });
   const trainer = new Trainer({
-    model, optimizer, gradClip: t.grad_clip, gradAccumSteps: t.grad_accum, lossFn: plan.lossFn,
+    model, optimizer, gradClip: t.grad_clip, gradAccumSteps: t.grad_accum, lossFn: plan.lossFn, precision: t.precision,
     schedule: { kind: t.schedule, peakLr: t.lr, minLr: t.min_lr, warmupSteps: t.warmup_steps, totalSteps: t.steps },
   });
   const digest = configDigest(cfg);

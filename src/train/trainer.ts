@@ -10,6 +10,7 @@ import { crossEntropyPerToken } from '../nn/functional.js';
 import { AdamW, clipGradNorm } from '../optim/adamw.js';
 import { learningRate, type ScheduleOptions } from '../optim/schedules.js';
 import { backward } from '../tensor/autodiff.js';
+import { autocast, type Precision } from '../tensor/precision.js';
 import { div, reshape, sum } from '../tensor/ops.js';
 import { noGrad, type Tensor } from '../tensor/tensor.js';
 
@@ -45,6 +46,12 @@ export interface TrainerOptions {
   /** micro-batches per optimizer step */
   gradAccumSteps: number;
   lossFn?: LossFn;
+  /**
+   * matmul precision of forward + backward (src/tensor/precision.ts); default fp32. With bf16 the
+   * GEMM operands are rounded to bfloat16, while loss, softmax, norms, gradient clipping, AdamW and
+   * the master weights stay fp32.
+   */
+  precision?: Precision;
 }
 
 export interface StepResult {
@@ -91,12 +98,15 @@ export class Trainer {
     for (const p of params) p.grad = null;
     let lossSum = 0;
     const partSums: Record<string, number> = {};
+    const precision = this.opts.precision ?? 'fp32';
     for (const b of micro) {
-      const { sum: s, parts } = this.lossFn(model, b);
-      lossSum += s.item();
-      const n = countTokens(b);
-      for (const [k, v] of Object.entries(parts ?? {})) partSums[k] = (partSums[k] ?? 0) + v * n;
-      backward(div(s, total));
+      autocast(precision, () => {
+        const { sum: s, parts } = this.lossFn(model, b);
+        lossSum += s.item();
+        const n = countTokens(b);
+        for (const [k, v] of Object.entries(parts ?? {})) partSums[k] = (partSums[k] ?? 0) + v * n;
+        backward(div(s, total));
+      });
     }
     const gradNorm = clipGradNorm(params, this.opts.gradClip);
     const step = this.optimizer.step;

@@ -11,6 +11,8 @@ export PYTHONHASHSEED=0 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TOKENIZERS_PARALLELI
 "$PY" tools/golden/hf_models.py
 "$PY" tools/golden/gpt_train.py   # reads test/fixtures/hf/gpt2-tiny written by hf_models.py
 "$PY" tools/golden/objectives.py  # distillation objectives: loss + grad w.r.t. student logits
+"$PY" tools/golden/bf16_matmul.py  # bf16 matmul (autocast) and its gradients, plus torch.autocast results
+"$PY" tools/golden/bf16_train.py    # the pinned gpt_train.py run under torch.autocast(bfloat16)
 "$PY" tools/golden/safetensors_fixture.py
 for d in test/fixtures/hf/gpt2-tiny test/fixtures/hf/llama-tiny test/fixtures/hf/llama-tiny-tied; do
   printf '%s: ' "$d"
