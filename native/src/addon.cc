@@ -258,10 +258,13 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
                   integer(info, 6, "k"), boolean(info, 7), boolean(info, 8), integer(info, 9, "aBatchStride"),
                   integer(info, 10, "bBatchStride"), boolean(info, 11),
                   boolean(info, 12)};  // bf16 (optional: undefined → false, i.e. fp32)
+  const F32 bias = f32_or_null(info, 13, "bias");
+  g.bias = bias.data;
   need(env, g.batch >= 0 && g.m >= 0 && g.n >= 0 && g.k >= 0, "matmul: negative size");
   need(env, g.a_batch_stride >= 0 && g.b_batch_stride >= 0, "matmul: negative batch stride");
   if (g.batch == 0 || g.m == 0 || g.n == 0) return env.Undefined();
   need(env, c.len >= g.batch * g.m * g.n, "matmul: c is smaller than batch·m·n");
+  need(env, bias.data == nullptr || bias.len >= g.n, "matmul: bias is shorter than n");
   if (g.k > 0) {
     need(env, a.len >= (g.batch - 1) * g.a_batch_stride + g.m * g.k, "matmul: a is smaller than its batch layout");
     need(env, b.len >= (g.batch - 1) * g.b_batch_stride + g.k * g.n, "matmul: b is smaller than its batch layout");

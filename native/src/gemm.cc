@@ -55,6 +55,9 @@ void gemm(const KernelTable& kt, const GemmArgs& g) {
   if (g.batch <= 0 || g.m <= 0 || g.n <= 0) return;
   if (g.k <= 0) {
     if (!g.accumulate) std::memset(g.c, 0, sizeof(float) * static_cast<size_t>(g.batch * g.m * g.n));
+    if (g.bias)
+      for (int64_t r = 0; r < g.batch * g.m; ++r)
+        for (int64_t j = 0; j < g.n; ++j) g.c[r * g.n + j] += g.bias[j];
     return;
   }
   Plan plan;

@@ -23,11 +23,12 @@ constexpr int NC = LMD_NC;
 static_assert(MC % MR == 0 && NC % NR == 0, "cache blocks must be whole micro-panels");
 
 /**
- * The micro-kernel: C[0:MR, 0:NR] (+)= Ap · Bp where Ap is kc×MR (packed, row i at Ap[p*MR + i])
- * and Bp is kc×NR (packed, aligned). Writes a full tile; the caller handles edges.
+ * The micro-kernel: C[0:MR, 0:NR] (+)= Ap · Bp (+ bias[0:NR] on every row when bias is given) where Ap
+ * is kc×MR (packed, row i at Ap[p*MR + i]) and Bp is kc×NR (packed, aligned). Writes a full tile; the
+ * caller handles edges.
  */
 LMD_INLINE void micro_kernel(int64_t kc, const float* __restrict ap, const float* __restrict bp,
-                             float* __restrict c, int64_t ldc, bool acc) {
+                             float* __restrict c, int64_t ldc, bool acc, const float* __restrict bias = nullptr) {
   vf r[MR][NV];
 #pragma GCC unroll 32
   for (int i = 0; i < MR; ++i)
@@ -49,6 +50,15 @@ LMD_INLINE void micro_kernel(int64_t kc, const float* __restrict ap, const float
     ap += MR;
     bp += NR;
   }
+  if (bias) {
+    vf bv[NV];
+#pragma GCC unroll 4
+    for (int j = 0; j < NV; ++j) bv[j] = loadu(bias + j * W);
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int j = 0; j < NV; ++j) r[i][j] += bv[j];
+  }
   if (acc) {
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i)
@@ -64,13 +74,16 @@ LMD_INLINE void micro_kernel(int64_t kc, const float* __restrict ap, const float
 
 /** An edge tile (rows < MR or cols < NR): compute the full tile aside, then write the valid part. */
 void edge_kernel(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, int64_t rows,
-                 int64_t cols, bool acc) {
+                 int64_t cols, bool acc, const float* bias) {
   alignas(64) float t[MR * NR];
   micro_kernel(kc, ap, bp, t, NR, false);
   for (int64_t i = 0; i < rows; ++i) {
     float* ci = c + i * ldc;
     const float* ti = t + i * NR;
-    if (acc)
+    // bias holds only `cols` valid entries here (the tile may overhang n)
+    if (bias)
+      for (int64_t j = 0; j < cols; ++j) ci[j] = acc ? ci[j] + (ti[j] + bias[j]) : ti[j] + bias[j];
+    else if (acc)
       for (int64_t j = 0; j < cols; ++j) ci[j] += ti[j];
     else
       for (int64_t j = 0; j < cols; ++j) ci[j] = ti[j];
@@ -200,6 +213,7 @@ void gemm_tile(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0
     for (int64_t pc = 0; pc < k; pc += KC) {
       const int64_t kc = min_of<int64_t>(KC, k - pc);
       const bool acc = g.accumulate || pc > 0;
+      const float* bias = pc == 0 ? g.bias : nullptr;  // added once, with the first k block
       pack_b(b, g.trans_b, k, n, pc, kc, jc, nc, pb, g.bf16);
       for (int64_t ic = m0; ic < m1; ic += MC) {
         const int64_t mc = min_of<int64_t>(MC, m1 - ic);
@@ -210,10 +224,11 @@ void gemm_tile(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0
           for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t rows = min_of<int64_t>(MR, mc - ir);
             float* ct = c + (ic + ir) * n + jc + jr;
+            const float* bj = bias ? bias + jc + jr : nullptr;
             if (rows == MR && cols == NR)
-              micro_kernel(kc, pa + ir * kc, bp, ct, n, acc);
+              micro_kernel(kc, pa + ir * kc, bp, ct, n, acc, bj);
             else
-              edge_kernel(kc, pa + ir * kc, bp, ct, n, rows, cols, acc);
+              edge_kernel(kc, pa + ir * kc, bp, ct, n, rows, cols, acc, bj);
           }
         }
       }

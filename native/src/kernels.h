@@ -25,6 +25,8 @@ struct GemmArgs {
    * CPUs without AVX512-BF16 have no faster bf16 path, so this gives bf16 numerics at fp32 speed.
    */
   bool bf16 = false;
+  /** optional row vector [n] added to every row of C (fp32, in the micro-kernel's store: no extra pass) */
+  const float* bias = nullptr;
 };
 
 /** Scalars of one AdamW update (see Backend.adamw). */

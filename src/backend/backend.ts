@@ -32,6 +32,11 @@ export interface MatmulArgs {
    * pack operands); the numerics are those of a bf16 GEMM with fp32 accumulation.
    */
   bf16?: boolean;
+  /**
+   * Row vector [n] added to every row of every batch item's C, in fp32 (C = op(A)·op(B) + bias, + C when
+   * accumulate): a linear layer's bias folded into the GEMM's stores instead of a separate pass.
+   */
+  bias?: Float32Array;
 }
 
 /** Where row t of head h in batch b starts: offset + b·sB + h·sH + t·sT (its D values are contiguous). */

@@ -130,9 +130,20 @@ function columnChunk(k: number): number {
 }
 
 export function gemmRef(a: Float32Array, b: Float32Array, c: Float32Array, args: MatmulArgs): void {
-  const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride, accumulate } = args;
+  const { batch, m, n, k, transA, transB, aBatchStride, bBatchStride, bias } = args;
+  let accumulate = args.accumulate;
   const bf16 = args.bf16 === true;
   if (m === 0 || n === 0) return;
+  if (bias) {
+    // C (+)= bias first, then accumulate the product onto it
+    if (bias.length < n) throw new RangeError(`matmul: bias has ${bias.length} values, expected n = ${n}`);
+    for (let r = 0; r < batch * m; r++) {
+      const o = r * n;
+      if (accumulate) for (let j = 0; j < n; j++) c[o + j] += bias[j];
+      else c.set(bias.subarray(0, n), o);
+    }
+    accumulate = true;
+  }
   if (k === 0) {
     if (!accumulate) c.fill(0, 0, batch * m * n);
     return;

@@ -25,7 +25,7 @@ interface Addon {
   reduce(op: number, x: Float32Array, shape: number[], out: Float32Array, outStrides: number[]): void;
   copyStrided(x: Float32Array, offset: number, strides: number[], out: Float32Array, shape: number[]): void;
   matmul(a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number,
-    transA: boolean, transB: boolean, aBatchStride: number, bBatchStride: number, accumulate: boolean, bf16?: boolean): void;
+    transA: boolean, transB: boolean, aBatchStride: number, bBatchStride: number, accumulate: boolean, bf16?: boolean, bias?: Float32Array | null): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number, log: boolean): void;
   softmaxBackward(y: Float32Array, gy: Float32Array, gx: Float32Array, rows: number, cols: number, log: boolean): void;
   gather(table: Float32Array, ids: Int32Array, d: number, out: Float32Array): void;
@@ -81,7 +81,7 @@ const attnArgs = (d: AttentionDims): [number, number, number, number, number, nu
 
 function adapt(a: Addon): Backend {
   const gemm = (x: Float32Array, y: Float32Array, c: Float32Array, g: MatmulArgs): void =>
-    a.matmul(x, y, c, g.batch, g.m, g.n, g.k, g.transA, g.transB, g.aBatchStride, g.bBatchStride, g.accumulate, g.bf16 === true);
+    a.matmul(x, y, c, g.batch, g.m, g.n, g.k, g.transA, g.transB, g.aBatchStride, g.bBatchStride, g.accumulate, g.bf16 === true, g.bias ?? null);
   return {
     ...refBackend, // any kernel the addon does not provide runs in TypeScript (today: none)
     name: 'native',

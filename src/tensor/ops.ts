@@ -127,8 +127,8 @@ export function matmul(a: Tensor, b: Tensor, transB = false): Tensor {
 }
 /**
  * x·W + b for a 2-D weight W [k, n] — or x·Wᵀ with `transB`, W stored [n, k] (nn.Linear) — and bias
- * b [n]: the bias is broadcast into the output and the GEMM accumulates onto it, one pass over the
- * output and one buffer fewer than matmul followed by add.
+ * b [n]: the GEMM adds the bias as it stores each output tile (MatmulArgs.bias), so no separate pass
+ * over the output and one buffer fewer than matmul followed by add.
  */
 export function linear(x: Tensor, w: Tensor, b: Tensor, transB = false): Tensor {
   const k = x.shape[x.rank - 1];
@@ -138,10 +138,8 @@ export function linear(x: Tensor, w: Tensor, b: Tensor, transB = false): Tensor 
   }
   const rows = x.size / k;
   const out = uninit(rows * n);
-  const backend = getBackend();
   const bf16 = matmulBf16();
-  backend.copyStrided(b.data, 0, [0, 1], out, [rows, n]);
-  backend.matmul(x.data, w.data, out, { batch: 1, m: rows, n, k, transA: false, transB, aBatchStride: 0, bBatchStride: 0, accumulate: true, bf16 });
+  getBackend().matmul(x.data, w.data, out, { batch: 1, m: rows, n, k, transA: false, transB, aBatchStride: 0, bBatchStride: 0, accumulate: false, bf16, bias: b.data });
   return record(new Tensor(out, [...x.shape.slice(0, -1), n]), 'linear', [x, w, b], { transB, bf16 });
 }
 

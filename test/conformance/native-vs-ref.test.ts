@@ -181,6 +181,40 @@ forEachNativeIsa((nb, use) => {
     t.diagnostic(`matmul: worst |Δ|/tol ${worst.toFixed(3)}`);
   });
 
+  test('matmul with a bias row (linear epilogue): both backends equal an fp64 A·B + bias (+ C), over k blocks and tile edges', (t) => {
+    use();
+    const rng = new Rng(23);
+    let worst = 0;
+    const cases = [...gemmCases(rng).filter((_, i) => i % 3 === 0),
+      { label: 'k over two blocks', batch: 1, m: 37, n: 45, k: 600, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false },
+      { label: 'k over two blocks, accumulate', batch: 2, m: 13, n: 70, k: 300, transA: true, transB: false, aBatchStride: 300 * 13, bBatchStride: 0, accumulate: true },
+      { label: 'k = 0', batch: 1, m: 3, n: 5, k: 0, transA: false, transB: false, aBatchStride: 0, bBatchStride: 0, accumulate: true }];
+    for (const g0 of cases) {
+      const g: MatmulArgs = { ...g0, bias: randn(g0.n, rng, 3) };
+      const { a, b, c } = gemmOperands(g, rng);
+      const exact = new Float64Array(c.length), mag = new Float64Array(c.length);
+      for (let bi = 0; bi < g.batch; bi++) for (let i = 0; i < g.m; i++) for (let j = 0; j < g.n; j++) {
+        let s = 0, sa = 0;
+        for (let p = 0; p < g.k; p++) {
+          const av = a[bi * g.aBatchStride + (g.transA ? p * g.m + i : i * g.k + p)];
+          const bv = b[bi * g.bBatchStride + (g.transB ? j * g.k + p : p * g.n + j)];
+          s += av * bv;
+          sa += Math.abs(av * bv);
+        }
+        const o = (bi * g.m + i) * g.n + j;
+        exact[o] = s + g.bias![j] + (g.accumulate ? c[o] : 0);
+        mag[o] = sa + Math.abs(g.bias![j]) + (g.accumulate ? Math.abs(c[o]) : 0);
+      }
+      const want = Float32Array.from(exact);
+      const tol = (i: number): number => (2 * Math.sqrt(g.k) + 4) * U * mag[i];
+      for (const [name, be] of [['ref', ref], ['native', nb]] as const) {
+        worst = Math.max(worst, expectClose(`matmul+bias ${name} ${g0.label}`, runGemm(be, a, b, c, g), want, tol));
+      }
+    }
+    assert.throws(() => nb.matmul(new Float32Array(4), new Float32Array(4), new Float32Array(4), { batch: 1, m: 2, n: 2, k: 2, transA: false, transB: false, aBatchStride: 0, bBatchStride: 0, accumulate: false, bias: new Float32Array(1) }), /bias is shorter than n/);
+    t.diagnostic(`matmul+bias: worst |Δ|/tol ${worst.toFixed(3)}`);
+  });
+
   test('matmul results do not depend on the thread count', () => {
     use();
     const rng = new Rng(18);
