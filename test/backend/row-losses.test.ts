@@ -98,9 +98,9 @@ function checkBackend(be: Backend, lossTol: (l: number) => number, gradTol: (K: 
         for (let r = 0; r < rows; r++) {
           const where = `${be.name} ${name} rows=${rows} V=${V} scale=${scale} row ${r}`;
           const badRow = Array.from({ length: np }, (_, k) => want.loss[r * np + k]).some((l) => !Number.isFinite(l));
-          const nonFinite = [...c.z.subarray(r * V, (r + 1) * V), ...(plan.parts.some((p) => p.kind !== 'ce') ? c.t.subarray(r * V, (r + 1) * V) : [])].some((x) => !Number.isFinite(x));
-          const labelBad = plan.parts.some((p) => p.kind === 'ce') && c.labels[r] !== -100 && !(c.labels[r] >= 0 && c.labels[r] < V);
-          const shouldRefuse = c.w[r] !== 0 && (nonFinite || labelBad);
+          const nonFinite: boolean = [...c.z.subarray(r * V, (r + 1) * V), ...(plan.parts.some((p) => p.kind !== 'ce') ? c.t.subarray(r * V, (r + 1) * V) : [])].some((x) => !Number.isFinite(x));
+          const labelBad: boolean = plan.parts.some((p) => p.kind === 'ce') && c.labels[r] !== -100 && !(c.labels[r] >= 0 && c.labels[r] < V);
+          const shouldRefuse: boolean = c.w[r] !== 0 && (nonFinite || labelBad);
           assert.equal(got.refused[r], shouldRefuse ? 1 : 0, `${where}: refused flag`);
           if (shouldRefuse) continue;
           assert.ok(!badRow || c.w[r] === 0, `${where}: the objectives failed on a row the kernel accepted`);
