@@ -107,13 +107,17 @@ void row_loss(const RowLossArgs& a, int64_t r0, int64_t r1, float* qe, float* pe
     for (int i = 0; i < np; ++i) pl[i] = 0;
     a.refused[r] = 0;
     const float w = a.w[r];
+    if (w == 0) {  // masked row (padding): nothing to scan
+      for (int64_t j = 0; j < V; ++j) g[j] = 0.0f;
+      continue;
+    }
     const int32_t y = need_y ? a.labels[r] : -100;
     bool fz = true, ft = true;
     const float mz = V > 0 ? row_max_finite(z, V, &fz) : 0.0f;
     const float mt = need_t && V > 0 ? row_max_finite(t, V, &ft) : 0.0f;
-    if (w == 0 || V == 0 || !fz || !ft || (y != -100 && !(y >= 0 && y < V))) {
-      // skipped: zero gradient; refused: the caller recomputes the row with the TypeScript kernels
-      if (w != 0) a.refused[r] = 1;
+    if (V == 0 || !fz || !ft || (y != -100 && !(y >= 0 && y < V))) {
+      // refused: the caller recomputes the row with the TypeScript kernels
+      a.refused[r] = 1;
       for (int64_t j = 0; j < V; ++j) g[j] = 0.0f;
       continue;
     }
@@ -155,7 +159,9 @@ void row_loss(const RowLossArgs& a, int64_t r0, int64_t r1, float* qe, float* pe
         const vf off = splat(static_cast<float>(c + L));
         grad_row(g, V, first, [&](int64_t j, int64_t n) {
           const vf d = (load_n(t + j, n) - vmt) * vs - (load_n(z + j, n) - vmz) * vs;
-          return kq * load_n(qe + j, n) * (d + off);
+          const vf q = load_n(qe + j, n);
+          // q = 0 contributes 0 even where d overflowed float (logit ranges beyond ~1e38)
+          return select(q == vf{}, vf{}, kq * q * (d + off));
         });
       }
       first = false;
