@@ -11,10 +11,12 @@
       'target_name': 'lmdistill_native',
       'sources': [
         'native/src/addon.cc',
+        'native/src/addon_rowloss.cc',
         'native/src/dispatch.cc',
         'native/src/fused.cc',
         'native/src/gemm.cc',
         'native/src/pool.cc',
+        'native/src/rowloss.cc',
         'native/src/strided.cc',
         'native/src/isa_generic.cc',
       ],

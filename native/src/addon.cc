@@ -19,6 +19,10 @@
 #include "pool.h"
 #include "strided.h"
 
+namespace lmd {
+void register_row_losses(Napi::Env env, Napi::Object exports);  // addon_rowloss.cc
+}  // namespace lmd
+
 namespace {
 
 using lmd::Dims;
@@ -526,6 +530,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("adamw", Napi::Function::New(env, AdamW, "adamw"));
   exports.Set("attention", Napi::Function::New(env, Attention, "attention"));
   exports.Set("attentionBackward", Napi::Function::New(env, AttentionBackward, "attentionBackward"));
+  lmd::register_row_losses(env, exports);
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setIsa", Napi::Function::New(env, SetIsa, "setIsa"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));

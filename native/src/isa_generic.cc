@@ -9,8 +9,9 @@
 #include "gemm_impl.h"
 #include "math_impl.h"
 #include "fused_impl.h"
+#include "rowloss_impl.h"
 
 namespace lmd {
 extern const KernelTable kTableGeneric = {"scalar", MR, NR, MC, KC, NC, gemm_tile, unary, unary_backward, softmax, softmax_backward,
-    norm_forward, norm_backward, adamw, attn_probs, attn_ds};
+    norm_forward, norm_backward, adamw, attn_probs, attn_ds, row_loss};
 }  // namespace lmd

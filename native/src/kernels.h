@@ -30,6 +30,8 @@ struct GemmArgs {
 };
 
 /** Scalars of one AdamW update (see Backend.adamw). */
+struct RowLossArgs;  // rowloss.h
+
 struct AdamParams {
   double beta1, beta2, eps, decay, step_size, sqrt_bc2;
 };
@@ -61,6 +63,8 @@ struct KernelTable {
   void (*attn_probs)(float* p, int64_t rows, int64_t ld, int64_t vis0, float scale, const float* lse_in, float* lse_out);
   /** dS = P∘(dP − rowsum(dO∘O))·scale over a block (fused_impl.h) */
   void (*attn_ds)(const float* p, float* dp, const float* go, const float* o, int64_t rows, int64_t ld, int64_t D, float scale);
+  /** rows [r0, r1) of the mixture row losses (rowloss_impl.h); qe and pe are V-float scratch rows */
+  void (*row_loss)(const RowLossArgs& a, int64_t r0, int64_t r1, float* qe, float* pe);
 };
 
 // Plain data (constant-initialised, no code runs to build them), so that merely referring to the

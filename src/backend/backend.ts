@@ -63,6 +63,38 @@ export interface AttentionDims {
 /** The dense [B, heads, rows, D] layout. */
 export const denseHeads = (heads: number, rows: number, D: number): HeadLayout => ({ offset: 0, sB: heads * rows * D, sH: rows * D, sT: D });
 
+/** A part of a row-loss mixture (see Backend.rowLosses); the semantics are src/distill/objectives' ce / fkl / rkl. */
+export interface RowLossPart {
+  kind: 'ce' | 'fkl' | 'rkl';
+  /** mixture weight */
+  weight: number;
+  /** temperature τ (ignored for ce, which is at τ = 1) */
+  tau: number;
+  /** loss factor: τ² with tau_squared, else 1 (1 for ce) */
+  scale: number;
+}
+
+/** Inputs and outputs of Backend.rowLosses for `rows` rows of V logits. */
+export interface RowLossArgs {
+  rows: number;
+  V: number;
+  /** [rows, V] student logits */
+  z: Float32Array;
+  /** [rows, V] dense teacher logits; null when no part needs a teacher */
+  teacher: Float32Array | null;
+  /** [rows] gold tokens, -100 = ignored; null when no part is ce */
+  labels: Int32Array | null;
+  /** [rows] row weights; 0 = skipped row */
+  weights: Float32Array;
+  parts: readonly RowLossPart[];
+  /** out [rows, V]: w_r · Σ_i weight_i · dl_i/dz (zero on skipped rows) */
+  grad: Float32Array;
+  /** out [rows, parts]: unweighted l_i(r) (0 on skipped and refused rows) */
+  partLosses: Float64Array;
+  /** out [rows]: 1 where the row was not computed (a non-finite logit or a label outside [0, V)) */
+  refused: Uint8Array;
+}
+
 export interface Backend {
   readonly name: string;
   /** out[i] = op(x[i]) for i < n. */
@@ -111,4 +143,11 @@ export interface Backend {
   sumSquares(x: Float32Array): number;
   /** Backward of attention (recomputes probabilities from lse); overwrites gq, gk, gv. */
   attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, gOut: Float32Array, gq: Float32Array, gk: Float32Array, gv: Float32Array, dims: AttentionDims): void;
+  /**
+   * Row losses of the fused LM-head loss (src/distill/fused-loss.ts): for each row a weighted mixture of
+   * ce / fkl / rkl, its per-part losses and its weighted gradient. Rows with a non-finite logit or an
+   * invalid label are *refused* (flagged, not computed): the caller runs the objectives' own row
+   * kernels on them, which carry the -inf / NaN conventions and the error messages.
+   */
+  rowLosses(a: RowLossArgs): void;
 }

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
-import type { AttentionDims, Backend, BinaryOp, MatmulArgs, ReduceOp, UnaryOp } from './backend.js';
+import type { AttentionDims, Backend, BinaryOp, MatmulArgs, ReduceOp, RowLossPart, UnaryOp } from './backend.js';
 import { refBackend } from './ref.js';
 
 export type NativeIsa = 'avx512' | 'avx2' | 'scalar';
@@ -41,6 +41,8 @@ interface Addon {
   attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, lse: Float32Array, gOut: Float32Array,
     gq: Float32Array, gk: Float32Array, gv: Float32Array,
     B: number, H: number, Hkv: number, T: number, S: number, D: number, causal: boolean, scale: number, layout?: number[]): void;
+  rowLosses(z: Float32Array, t: Float32Array | null, labels: Int32Array | null, w: Float32Array, rows: number, V: number,
+    parts: Float64Array, grad: Float32Array, partLoss: Float64Array, refused: Uint8Array): void;
   info(): { isa: NativeIsa; threads: number; supportedIsas: NativeIsa[]; mallocRetain: boolean };
   retainFreedMemory(): boolean;
   setIsa(isa: string): boolean;
@@ -51,6 +53,7 @@ interface Addon {
 const UNARY = { neg: 0, exp: 1, log: 2, sqrt: 3, tanh: 4, sigmoid: 5, relu: 6, gelu: 7, silu: 8, abs: 9 } satisfies Record<UnaryOp, number>;
 const BINARY = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, pow: 5, eq: 6, lt: 7, gt: 8 } satisfies Record<BinaryOp, number>;
 const REDUCE = { sum: 0, max: 1 } satisfies Record<ReduceOp, number>;
+const ROW_KIND = { ce: 0, fkl: 1, rkl: 2 } satisfies Record<RowLossPart['kind'], number>; // native/src/rowloss.h
 
 /** Package root: this file is src/backend/native.ts or dist/backend/native.js, two levels down. */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -103,6 +106,9 @@ function adapt(a: Addon): Backend {
     softmaxBackward: (y, gy, gx, rows, cols, log) => a.softmaxBackward(y, gy, gx, rows, cols, log),
     gather: (table, ids, d, out) => a.gather(table, ids, d, out),
     scatterAdd: (src, ids, d, out) => a.scatterAdd(src, ids, d, out),
+    // rows spread over the pool, float exponentials with float64 sums (native/src/rowloss_impl.h)
+    rowLosses: (r) => a.rowLosses(r.z, r.teacher, r.labels, r.weights, r.rows, r.V,
+      Float64Array.from(r.parts.flatMap((p) => [ROW_KIND[p.kind], p.weight, p.tau, p.scale])), r.grad, r.partLosses, r.refused),
   };
 }
 

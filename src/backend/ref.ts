@@ -4,6 +4,7 @@
  */
 import type { Backend, BinaryOp, ReduceOp, UnaryOp } from './backend.js';
 import { gemmRef } from './gemm.js';
+import { rowLossesRef } from './ref-rowloss.js';
 import { attentionBackward, attentionForward, normBackward, normForward } from './ref-fused.js';
 import { coalesce, forEachRow } from './strided.js';
 
@@ -194,4 +195,5 @@ export const refBackend: Backend = {
   },
   attention: (q, k, v, out, lse, d) => attentionForward(q, k, v, out, lse, d),
   attentionBackward: (q, k, v, out, lse, g, gq, gk, gv, d) => attentionBackward(q, k, v, out, lse, g, gq, gk, gv, d),
+  rowLosses: rowLossesRef,
 };

@@ -15,6 +15,13 @@ import type { RowTarget } from './types.js';
 /** Row loss: writes dLoss/dz (length V) into `grad` (overwritten); `r` is the absolute row index. */
 export type RowLossFn = (z: Float32Array, target: RowTarget, grad: Float32Array, r: number) => number;
 
+/**
+ * A chunk-level replacement of the per-row loop (e.g. a backend's native row kernels): given the chunk's
+ * logits z [rows, V], writes gz [rows, V] already multiplied by the row weights (zero rows where w_r = 0)
+ * and rowLosses[c0 .. c1) (the unweighted row losses; left 0 where w_r = 0).
+ */
+export type ChunkLossFn = (c0: number, c1: number, z: Float32Array, gz: Float32Array, rowLosses: Float64Array) => void;
+
 /** Called once per chunk [c0, c1) before its rows (e.g. to compute a teacher chunk); returns row → target. */
 export type ChunkTargets = (c0: number, c1: number) => (r: number) => RowTarget;
 
@@ -27,9 +34,10 @@ export interface FusedLossResult {
 
 /**
  * h [N, C] (student final hidden), W [V, C] (LM head, used transposed), weights [N] (0 = masked row).
- * `chunkRows` rows of logits exist at a time.
+ * `chunkRows` rows of logits exist at a time. With `chunkLoss`, it computes each chunk's losses and
+ * gradients instead of `lossFn` / `targets`.
  */
-export function fusedLinearLoss(h: Tensor, W: Tensor, lossFn: RowLossFn, targets: ChunkTargets, weights: Float32Array, chunkRows = 256): FusedLossResult {
+export function fusedLinearLoss(h: Tensor, W: Tensor, lossFn: RowLossFn, targets: ChunkTargets, weights: Float32Array, chunkRows = 256, chunkLoss?: ChunkLossFn): FusedLossResult {
   const C = h.shape[h.rank - 1];
   const N = h.size / C;
   const [V, Cw] = W.shape;
@@ -49,9 +57,17 @@ export function fusedLinearLoss(h: Tensor, W: Tensor, lossFn: RowLossFn, targets
     const c1 = Math.min(N, c0 + chunk), rows = c1 - c0;
     const hc = h.data.subarray(c0 * C, c1 * C);
     be.matmul(hc, W.data, z, { batch: 1, m: rows, n: V, k: C, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false, bf16 }); // [rows, V]
-    const target = targets(c0, c1);
     let any = false;
-    for (let i = 0; i < rows; i++) {
+    if (chunkLoss) {
+      chunkLoss(c0, c1, z.subarray(0, rows * V), gz.subarray(0, rows * V), rowLosses);
+      for (let r = c0; r < c1; r++) {
+        if (weights[r] === 0) continue;
+        total += weights[r] * rowLosses[r];
+        any = true;
+      }
+    }
+    const target = chunkLoss ? null : targets(c0, c1);
+    for (let i = 0; target && i < rows; i++) {
       const r = c0 + i, w = weights[r];
       const g = gz.subarray(i * V, (i + 1) * V);
       if (w === 0) { g.fill(0); continue; }
