@@ -1,7 +1,8 @@
 /**
- * Where a kd-small step's time goes: wraps every backend kernel with a wall-clock timer, runs the bench
- * case's step (bench/cases.ts runKd) and prints per-kernel totals per step, plus the time spent outside
- * kernels (JS autodiff, allocation, page faults).
+ * Where a kd-small step's time goes: wraps every backend kernel with a wall-clock timer and the process
+ * CPU clock, runs the bench case's step (bench/cases.ts runKd) and prints per-kernel totals per step —
+ * wall ms and CPU/wall (≈ 1: the kernel ran on one thread; ≈ threads: it used the pool) — plus the time
+ * spent outside kernels (JS autodiff, allocation, GC).
  * Usage: node --import tsx bench/profile-step.ts [kd-small|kd-wide|kd-small-bf16] [steps]
  */
 import type { Backend } from '../src/backend/backend.js';
@@ -14,7 +15,7 @@ const steps = Number(process.argv[3] ?? 5);
 // the spec named like the case (kd-small-bf16 also holds the fp32 kd-small for reference)
 const spec = (BUILTIN_CASES[name].find((s) => s.name === name) ?? BUILTIN_CASES[name][0]) as KdSpec;
 const base = chooseBackend('auto').backend;
-const totals = new Map<string, { ms: number; calls: number }>();
+const totals = new Map<string, { ms: number; cpu: number; calls: number }>();
 let active = false;
 const wrapped: Record<string, unknown> = { ...base };
 for (const key of Object.keys(base) as (keyof Backend)[]) {
@@ -28,10 +29,12 @@ for (const key of Object.keys(base) as (keyof Backend)[]) {
       const a = args[3] as { m: number; n: number; k: number; batch: number; transA: boolean; transB: boolean; bf16?: boolean };
       label += `:${a.batch > 1 ? `${a.batch}x` : ''}${a.m}x${a.n}x${a.k}${a.transA ? 'T' : ''}${a.transB ? 't' : ''}${a.bf16 ? ' bf16' : ''}`;
     }
-    const t0 = performance.now();
+    const c0 = process.cpuUsage(), t0 = performance.now();
     const r = (fn as (...a: unknown[]) => unknown).apply(base, args);
-    const e = totals.get(label) ?? { ms: 0, calls: 0 };
-    e.ms += performance.now() - t0;
+    const dt = performance.now() - t0, c = process.cpuUsage(c0);
+    const e = totals.get(label) ?? { ms: 0, cpu: 0, calls: 0 };
+    e.ms += dt;
+    e.cpu += (c.user + c.system) / 1e3;
     e.calls++;
     totals.set(label, e);
     return r;
@@ -44,7 +47,7 @@ const t0 = performance.now();
 const m = runKd(spec, { warmup: 0, steps });
 const wall = (performance.now() - t0) / steps;
 // runKd builds the models again inside the timed region; use its own per-step median for the step time
-const rows = [...totals.entries()].map(([k, v]) => ({ k, ms: v.ms / steps, calls: v.calls / steps })).sort((a, b) => b.ms - a.ms);
+const rows = [...totals.entries()].map(([k, v]) => ({ k, ms: v.ms / steps, par: v.cpu / Math.max(v.ms, 1e-9), calls: v.calls / steps })).sort((a, b) => b.ms - a.ms);
 const inKernels = rows.reduce((s, r) => s + r.ms, 0);
 console.log(`${name}: step ${m.ms_per_step.toFixed(1)} ms (median), kernels ${inKernels.toFixed(1)} ms/step, wall incl. setup ${wall.toFixed(1)}`);
-for (const r of rows) if (r.ms > 0.5) console.log(`${r.ms.toFixed(1).padStart(8)} ms ${String(r.calls).padStart(5)}×  ${r.k}`);
+for (const r of rows) if (r.ms > 0.5) console.log(`${r.ms.toFixed(1).padStart(8)} ms  cpu/wall ${r.par.toFixed(2)} ${String(r.calls).padStart(5)}×  ${r.k}`);

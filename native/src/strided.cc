@@ -79,21 +79,44 @@ void for_rows(const Coalesced& c, const int64_t* base, int64_t r0, int64_t r1, R
   }
 }
 
-/** Runs rows [0, outer) of `c`, split over the pool when there are enough elements. */
+/**
+ * Runs rows [0, outer) of `c`, split over the pool when there are enough elements: by rows when there
+ * are several per thread, else by column ranges of each row (a contiguous same-shape op coalesces to a
+ * single long row). Only for ops whose rows and columns write disjoint outputs (elementwise, copies).
+ */
 template <int N, typename Row>
 void run_rows(const Coalesced& c, const int64_t* base, Row row) {
-  const int64_t outer = c.outer(), total = outer * c.len();
+  const int64_t outer = c.outer(), len = c.len(), total = outer * len;
   const int threads = pool_threads();
-  if (total < kParallelElems || outer < 2 || threads < 2) return for_rows<N>(c, base, 0, outer, row);
+  if (total < kParallelElems || threads < 2) return for_rows<N>(c, base, 0, outer, row);
   struct Ctx {
     const Coalesced* c;
     const int64_t* base;
     const Row* row;
-    int64_t outer, parts;
-  } ctx{&c, base, &row, outer, std::min<int64_t>(outer, threads * 4)};
+    int64_t outer, parts, len, col_parts;
+  } ctx{&c, base, &row, outer, 0, len, 1};
+  if (outer >= 2 * threads) {
+    ctx.parts = std::min<int64_t>(outer, threads * 4);
+    pool_run(static_cast<long>(ctx.parts), [](void* p, long t) {
+      const Ctx& x = *static_cast<const Ctx*>(p);
+      for_rows<N>(*x.c, x.base, x.outer * t / x.parts, x.outer * (t + 1) / x.parts, *x.row);
+    }, &ctx);
+    return;
+  }
+  ctx.col_parts = std::max<int64_t>(1, (threads * 4 + outer - 1) / outer);
+  ctx.parts = outer * ctx.col_parts;
   pool_run(static_cast<long>(ctx.parts), [](void* p, long t) {
     const Ctx& x = *static_cast<const Ctx*>(p);
-    for_rows<N>(*x.c, x.base, x.outer * t / x.parts, x.outer * (t + 1) / x.parts, *x.row);
+    const int64_t r = t / x.col_parts, q = t % x.col_parts;
+    // 64-element aligned column ranges
+    const int64_t j0 = q == 0 ? 0 : x.len * q / x.col_parts / 64 * 64;
+    const int64_t j1 = q + 1 == x.col_parts ? x.len : x.len * (q + 1) / x.col_parts / 64 * 64;
+    if (j1 <= j0) return;
+    for_rows<N>(*x.c, x.base, r, r + 1, [&](const int64_t* off, int64_t, const int64_t* in) {
+      int64_t o[N];
+      for (int k = 0; k < N; ++k) o[k] = off[k] + j0 * in[k];
+      (*x.row)(o, j1 - j0, in);
+    });
   }, &ctx);
 }
 
@@ -203,8 +226,7 @@ void reduce(int op, const float* x, const Dims& shape, float* out, int64_t out_l
   const Dims xs = contiguous_strides(shape);
   const Coalesced c = coalesce(shape, {&xs, &out_strides});
   const int64_t base[2] = {0, 0};
-  // Serial: rows may share output slots (e.g. a column sum), so they cannot run concurrently as is.
-  for_rows<2>(c, base, 0, c.outer(), [=](const int64_t* off, int64_t len, const int64_t* in) {
+  const auto reduce_row = [=](const int64_t* off, int64_t len, const int64_t* in) {
     const float* px = x + off[0];
     const int64_t sx = in[0], so = in[1];
     double* po = ac + off[1];
@@ -234,7 +256,27 @@ void reduce(int op, const float* x, const Dims& shape, float* out, int64_t out_l
         if (v > po[i * so] || v != v) po[i * so] = v;
       }
     }
-  });
+  };
+  // Rows may share output slots (e.g. a column sum), so rows are never split across threads. When the
+  // innermost axis is kept (out stride ≠ 0, e.g. a bias gradient [rows, n] → [n]) each column range is
+  // an independent reduction: split the columns, every column still summed over rows in order, so the
+  // result is the same on any number of threads.
+  const int threads = pool_threads();
+  const int64_t len = c.len();
+  if (c.strides[1].back() != 0 && threads > 1 && c.outer() * len >= kParallelElems && len >= 128) {
+    struct Ctx { const Coalesced* c; const int64_t* base; const decltype(reduce_row)* row; int64_t len, parts; } ctx{&c, base, &reduce_row, len, std::min<int64_t>(threads * 4, len / 64)};
+    pool_run(static_cast<long>(ctx.parts), [](void* p, long t) {
+      const Ctx& x = *static_cast<const Ctx*>(p);
+      const int64_t j0 = x.len * t / x.parts / 64 * 64, j1 = t + 1 == x.parts ? x.len : x.len * (t + 1) / x.parts / 64 * 64;
+      if (j1 <= j0) return;
+      for_rows<2>(*x.c, x.base, 0, x.c->outer(), [&](const int64_t* off, int64_t, const int64_t* in) {
+        const int64_t o[2] = {off[0] + j0 * in[0], off[1] + j0 * in[1]};
+        (*x.row)(o, j1 - j0, in);
+      });
+    }, &ctx);
+  } else {
+    for_rows<2>(c, base, 0, c.outer(), reduce_row);
+  }
   for (int64_t i = 0; i < out_len; ++i) out[i] = static_cast<float>(ac[i]);
 }
 

@@ -146,6 +146,50 @@ forEachNativeIsa((nb, use) => {
     }
   });
 
+  test('large strided ops take the threaded paths (row split, column split of one long row, column-split reductions): equal to ref and to one thread', () => {
+    use();
+    const rng = new Rng(16);
+    const runAll = (): Float32Array[] => {
+      const res: Float32Array[] = [];
+      for (const [shape, reducedAxes] of [[[1024, 300], [0]], [[3, 70_000], [0]], [[4, 256, 192], [0, 1]], [[2, 300, 400], [1]], [[600, 500], [1]]] as [number[], number[]][]) {
+        const x = randn(numel(shape), new Rng(shape[0] * 7 + shape[1]), 2);
+        const os = contiguous(shape.map((d, i) => (reducedAxes.includes(i) ? 1 : d))).map((st, i) => (reducedAxes.includes(i) ? 0 : st));
+        const outLen = numel(shape.filter((_, i) => !reducedAxes.includes(i)));
+        for (const op of ['sum', 'max'] as const) {
+          const got = new Float32Array(outLen), want = new Float32Array(outLen);
+          nb.reduce(op, x, shape, got, os);
+          ref.reduce(op, x, shape, want, os);
+          const absSum = new Float32Array(outLen);
+          ref.reduce('sum', x.map(Math.abs), shape, absSum, os);
+          expectClose(`${op} [${shape}] over ${reducedAxes}`, got, want, op === 'max' ? exact : (i) => 2 * U * absSum[i]);
+          res.push(got);
+        }
+      }
+      // one long contiguous row (outer 1) and a few long rows, binary and copy
+      for (const shape of [[300_000], [3, 90_001]]) {
+        const a = randn(numel(shape), rng), b = randn(numel(shape), rng);
+        const st = contiguous(shape);
+        const got = new Float32Array(a.length), want = new Float32Array(a.length);
+        nb.binary('add', a, st, b, st, got, shape);
+        ref.binary('add', a, st, b, st, want, shape);
+        expectClose(`add [${shape}]`, got, want, exact);
+        const cp = new Float32Array(a.length);
+        nb.copyStrided(a, 0, st, cp, shape);
+        expectClose(`copy [${shape}]`, cp, a, exact);
+        res.push(got);
+      }
+      return res;
+    };
+    try {
+      setNativeThreads(1);
+      const one = runAll();
+      setNativeThreads(0);
+      assert.deepEqual(runAll().slice(0, 10), one.slice(0, 10), 'reductions depend on the thread count');
+    } finally {
+      setNativeThreads(0);
+    }
+  });
+
   test('copyStrided (permute, expand, slice offsets, negative strides)', () => {
     use();
     const rng = new Rng(16);
