@@ -12,6 +12,8 @@ namespace {
 
 // Below this many flops a GEMM runs on the calling thread: waking the pool costs ~10–30 µs.
 constexpr double kParallelFlops = 4.0e6;
+// Relative cost of packing one operand element vs one output element's FMA per k (see gemm()).
+constexpr double kPackWeight = 10.0;
 
 struct Plan {
   const KernelTable* kt;
@@ -70,15 +72,18 @@ void gemm(const KernelTable& kt, const GemmArgs& g) {
   const int64_t threads = flops < kParallelFlops ? 1 : pool_threads();
   if (threads > 1 && g.batch % threads != 0 && g.batch < 4 * threads) {
     // Too few batch items to share evenly: split each matrix into `threads` tiles, choosing the
-    // grid whose largest tile (in whole micro-panels) is smallest; ties favour splitting m, which
-    // keeps each thread's B panel shared in L3 and its A block private in L2.
+    // grid whose largest tile is cheapest: its FMAs (rows·cols per k, in whole micro-panels) plus
+    // packing its A rows and B columns (rows + cols per k; a packed element costs roughly what
+    // kPackWeight output FMAs do, since the FMA units retire 16 per cycle and packing moves ~1–2
+    // elements). Without the packing term a split of n looks as cheap as a split of m, and every
+    // thread then packs the whole (large) activation A. Ties favour splitting m.
     double best = 1e300;
     for (int64_t mt = threads; mt >= 1; --mt) {
       if (threads % mt != 0) continue;
       const int64_t nt = threads / mt;
       const double rows = static_cast<double>((plan.m_panels + mt - 1) / mt) * kt.mr;
       const double cols = static_cast<double>((plan.n_panels + nt - 1) / nt) * kt.nr;
-      const double cost = rows * cols + 1e-6 * nt;
+      const double cost = rows * cols + kPackWeight * (rows + cols) + 1e-6 * nt;
       if (cost < best) {
         best = cost;
         plan.mt = mt;
