@@ -12,6 +12,7 @@
       'sources': [
         'native/src/addon.cc',
         'native/src/addon_rowloss.cc',
+        'native/src/addon_attention.cc',
         'native/src/dispatch.cc',
         'native/src/fused.cc',
         'native/src/gemm.cc',
