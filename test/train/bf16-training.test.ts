@@ -7,11 +7,10 @@
  * config key, and the fused chunked LM head (distillation) honouring the scope like the plain matmul head.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { describe, test } from 'node:test';
 import { trainConfigSchema } from '../../src/config/schema.js';
 import { fusedLinearLoss } from '../../src/distill/chunked.js';
-import { createModel, loadPretrained } from '../../src/models/registry.js';
+import { createModel } from '../../src/models/registry.js';
 import { crossEntropyPerToken } from '../../src/nn/functional.js';
 import { AdamW } from '../../src/optim/adamw.js';
 import { backward } from '../../src/tensor/autodiff.js';
@@ -21,7 +20,8 @@ import { setBackend, Tensor } from '../../src/tensor/tensor.js';
 import { Trainer } from '../../src/train/trainer.js';
 import { Rng } from '../../src/util/rng.js';
 import { availableBackends } from '../helpers/backends.js';
-import { FIXTURES, fixedBatch, readFixture, type JsonTensor } from '../helpers/fixtures.js';
+import { pinnedTrainer, readGptTrain } from '../helpers/gpt-train.js';
+import { fixedBatch, readFixture } from '../helpers/fixtures.js';
 
 const V = 64, T = 16, B = 4, STEPS = 30;
 const REL_TOL = 0.02;
@@ -115,29 +115,16 @@ for (const backend of availableBackends()) {
   });
 }
 
-interface GptTrain {
-  input_ids: JsonTensor;
-  config: { peak_lr: number; warmup_steps: number; total_steps: number; min_lr: number; betas: [number, number]; eps: number; weight_decay: number; grad_clip: number };
-}
 const AUTOCAST_TOL = 2e-3; // measured ≤ 7.4e-4; our bf16 run is ~1e-3 from fp32
 
 for (const backend of availableBackends()) {
   test(`pinned gpt2-tiny run in bf16 tracks PyTorch autocast(bfloat16) within ${AUTOCAST_TOL} [${backend.name}]`, (t) => {
     // tools/golden/bf16_train.py: the 10 pinned AdamW steps of gpt_train.py, fp32 and under torch.autocast
     const golden = readFixture<{ losses: number[]; autocast_losses: number[] }>('golden/bf16-train.json');
-    const g = readFixture<GptTrain>('golden/gpt-train.json');
+    const g = readGptTrain();
     const prev = setBackend(backend);
     try {
-      const model = loadPretrained(path.join(FIXTURES, 'hf/gpt2-tiny'));
-      const c = g.config;
-      const trainer = new Trainer({
-        model,
-        optimizer: new AdamW(model.namedParameters(), { betas: c.betas, eps: c.eps, weightDecay: c.weight_decay }),
-        schedule: { kind: 'cosine', peakLr: c.peak_lr, warmupSteps: c.warmup_steps, totalSteps: c.total_steps, minLr: c.min_lr },
-        gradClip: c.grad_clip,
-        gradAccumSteps: 1,
-        precision: 'bf16',
-      });
+      const trainer = pinnedTrainer(g, { precision: 'bf16' });
       const batch = fixedBatch(g.input_ids);
       const ours = golden.autocast_losses.map(() => trainer.stepOn([batch]).loss);
       let vsTorch = 0, vsFp32 = 0;

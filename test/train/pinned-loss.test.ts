@@ -6,29 +6,15 @@
  * same losses as the full batch.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
-import { loadPretrained } from '../../src/models/registry.js';
-import { AdamW } from '../../src/optim/adamw.js';
-import { Trainer, type StepResult } from '../../src/train/trainer.js';
-import { FIXTURES, fixedBatch, readFixture, type JsonTensor } from '../helpers/fixtures.js';
+import type { StepResult } from '../../src/train/trainer.js';
+import { fixedBatch } from '../helpers/fixtures.js';
+import { pinnedTrainer, readGptTrain } from '../helpers/gpt-train.js';
 
-interface GptTrain {
-  input_ids: JsonTensor; losses: number[]; lrs: number[]; grad_norms: number[]; accum_losses: number[];
-  config: { peak_lr: number; warmup_steps: number; total_steps: number; min_lr: number; betas: [number, number]; eps: number; weight_decay: number; grad_clip: number };
-}
-const g = readFixture<GptTrain>('golden/gpt-train.json');
+const g = readGptTrain();
 
 function run(micro: number): StepResult[] {
-  const model = loadPretrained(path.join(FIXTURES, 'hf/gpt2-tiny'));
-  const c = g.config;
-  const trainer = new Trainer({
-    model,
-    optimizer: new AdamW(model.namedParameters(), { betas: c.betas, eps: c.eps, weightDecay: c.weight_decay }),
-    schedule: { kind: 'cosine', peakLr: c.peak_lr, warmupSteps: c.warmup_steps, totalSteps: c.total_steps, minLr: c.min_lr },
-    gradClip: c.grad_clip,
-    gradAccumSteps: micro,
-  });
+  const trainer = pinnedTrainer(g, { gradAccumSteps: micro });
   const full = fixedBatch(g.input_ids);
   const per = full.batchSize / micro, T = full.seqLen;
   const parts = Array.from({ length: micro }, (_, i) => ({
