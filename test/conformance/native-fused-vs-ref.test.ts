@@ -6,10 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Backend, BinaryOp, MatmulArgs, UnaryOp } from '../../src/backend/backend.js';
-import { setNativeThreads } from '../../src/backend/native.js';
 import { refBackend as ref } from '../../src/backend/ref.js';
 import { Rng } from '../../src/util/rng.js';
-import { U, TINY, expectClose, exact, rel, randn, pick, numel, contiguous, unaryInput, geluTol, UNARY_TOL, UNARY_OPS, BINARY_OPS, randomView, randomShape, type GemmCase, gemmCases, runGemm, gemmOperands, attnBackwardMagnitudes , forEachNativeIsa } from '../helpers/native-diff.js';
+import { U, TINY, expectClose, exact, rel, randn, pick, numel, contiguous, unaryInput, geluTol, UNARY_TOL, UNARY_OPS, BINARY_OPS, randomView, randomShape, type GemmCase, gemmCases, runGemm, gemmOperands, attnBackwardMagnitudes , forEachNativeIsa, onOneAndAllThreads } from '../helpers/native-diff.js';
 
 forEachNativeIsa((nb, use) => {
 
@@ -76,14 +75,8 @@ forEachNativeIsa((nb, use) => {
       nb.normBackward(x, w, mean, rstd, gy, gx, gw, gb, rows, cols, false);
       return [gx, gw, gb];
     };
-    try {
-      setNativeThreads(1);
-      const one = run();
-      setNativeThreads(0);
-      assert.deepEqual(run(), one);
-    } finally {
-      setNativeThreads(0);
-    }
+    const [one, all] = onOneAndAllThreads(run);
+    assert.deepEqual(all, one);
   });
 
   test('adamw: bit-exact with and without a gradient, odd and threaded sizes', () => {
@@ -190,13 +183,7 @@ forEachNativeIsa((nb, use) => {
       nb.attentionBackward(q, k, v, out, lse, out, gq, gk, gv, d);
       return [out, lse, gq, gk, gv];
     };
-    try {
-      setNativeThreads(1);
-      const one = run();
-      setNativeThreads(0);
-      assert.deepEqual(run(), one);
-    } finally {
-      setNativeThreads(0);
-    }
+    const [one, all] = onOneAndAllThreads(run);
+    assert.deepEqual(all, one);
   });
 });

@@ -34,10 +34,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Backend, BinaryOp, MatmulArgs, UnaryOp } from '../../src/backend/backend.js';
-import { setNativeThreads } from '../../src/backend/native.js';
 import { refBackend as ref } from '../../src/backend/ref.js';
 import { Rng } from '../../src/util/rng.js';
-import { U, TINY, expectClose, exact, rel, randn, pick, numel, contiguous, unaryInput, geluTol, UNARY_TOL, UNARY_OPS, BINARY_OPS, randomView, randomShape, type GemmCase, gemmCases, runGemm, gemmOperands, attnBackwardMagnitudes , forEachNativeIsa } from '../helpers/native-diff.js';
+import { U, TINY, expectClose, exact, rel, randn, pick, numel, contiguous, unaryInput, geluTol, UNARY_TOL, UNARY_OPS, BINARY_OPS, randomView, randomShape, type GemmCase, gemmCases, runGemm, gemmOperands, attnBackwardMagnitudes , forEachNativeIsa, onOneAndAllThreads } from '../helpers/native-diff.js';
 
 forEachNativeIsa((nb, use) => {
 
@@ -180,14 +179,8 @@ forEachNativeIsa((nb, use) => {
       }
       return res;
     };
-    try {
-      setNativeThreads(1);
-      const one = runAll();
-      setNativeThreads(0);
-      assert.deepEqual(runAll().slice(0, 10), one.slice(0, 10), 'reductions depend on the thread count');
-    } finally {
-      setNativeThreads(0);
-    }
+    const [one, all] = onOneAndAllThreads(runAll);
+    assert.deepEqual(all.slice(0, 10), one.slice(0, 10), 'reductions depend on the thread count');
   });
 
   test('copyStrided (permute, expand, slice offsets, negative strides)', () => {
@@ -262,43 +255,30 @@ forEachNativeIsa((nb, use) => {
   test('matmul results do not depend on the thread count', () => {
     use();
     const rng = new Rng(18);
-    try {
-      for (const [m, n, k] of [[257, 129, 300], [64, 1000, 64]]) {
-        const g: MatmulArgs = { batch: 1, m, n, k, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false };
-        const { a, b, c } = gemmOperands(g, rng);
-        setNativeThreads(1);
-        const one = runGemm(nb, a, b, c, g);
-        setNativeThreads(0);
-        const many = runGemm(nb, a, b, c, g);
-        assert.deepEqual(many, one);
-      }
-    } finally {
-      setNativeThreads(0);
+    for (const [m, n, k] of [[257, 129, 300], [64, 1000, 64]]) {
+      const g: MatmulArgs = { batch: 1, m, n, k, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false };
+      const { a, b, c } = gemmOperands(g, rng);
+      const [one, many] = onOneAndAllThreads(() => runGemm(nb, a, b, c, g));
+      assert.deepEqual(many, one);
     }
   });
 
   test('sumSquares: float64 sum of squares equals an exact-order float64 sum; independent of threads', () => {
     use();
     const rng = new Rng(19);
-    try {
-      for (const n of [0, 1, 3, 4097, 32768, 32769, 1_000_003]) {
-        const x = randn(n, rng, 3);
-        let want = 0;
-        for (let i = 0; i < n; i++) want += x[i] * x[i];
-        const got = nb.sumSquares(x);
-        assert.ok(Math.abs(got - want) <= 1e-12 * want + 1e-300, `n=${n}: ${got} vs ${want}`);
-        assert.equal(ref.sumSquares(x), want);
-        setNativeThreads(1);
-        const one = nb.sumSquares(x);
-        setNativeThreads(0);
-        assert.equal(got, one, `n=${n}: thread count changed the sum`);
-      }
-      assert.ok(Number.isNaN(nb.sumSquares(Float32Array.of(1, NaN, 2))));
-      const big = Math.fround(3e38);
-      assert.equal(nb.sumSquares(Float32Array.of(big, big)), 2 * big * big); // no float32 overflow
-    } finally {
-      setNativeThreads(0);
+    for (const n of [0, 1, 3, 4097, 32768, 32769, 1_000_003]) {
+      const x = randn(n, rng, 3);
+      let want = 0;
+      for (let i = 0; i < n; i++) want += x[i] * x[i];
+      const got = nb.sumSquares(x);
+      assert.ok(Math.abs(got - want) <= 1e-12 * want + 1e-300, `n=${n}: ${got} vs ${want}`);
+      assert.equal(ref.sumSquares(x), want);
+      const [one, all] = onOneAndAllThreads(() => nb.sumSquares(x));
+      assert.equal(all, one, `n=${n}: thread count changed the sum`);
     }
+    assert.ok(Number.isNaN(nb.sumSquares(Float32Array.of(1, NaN, 2))));
+    const big = Math.fround(3e38);
+    assert.equal(nb.sumSquares(Float32Array.of(big, big)), 2 * big * big); // no float32 overflow
   });
 
   test('softmax and log-softmax (masked rows, wide rows)', (t) => {

@@ -4,7 +4,7 @@ import { refBackend as ref } from '../../src/backend/ref.js';
 import { Rng } from '../../src/util/rng.js';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { nativeBackend, nativeInfo, setNativeIsa, type NativeIsa } from '../../src/backend/native.js';
+import { nativeBackend, nativeInfo, setNativeIsa, setNativeThreads, type NativeIsa } from '../../src/backend/native.js';
 
 
 export const U = 2 ** -24;
@@ -196,5 +196,17 @@ export function forEachNativeIsa(body: (nb: Backend, use: () => void) => void): 
     describe(`native (${isa}) vs reference`, () => {
       body(nb, () => { assert.ok(setNativeIsa(isa), `cannot select ${isa}`); });
     });
+  }
+}
+
+/** `run` on one native thread, then on the whole pool (restored even if `run` throws): [one, all]. */
+export function onOneAndAllThreads<T>(run: () => T): [T, T] {
+  try {
+    setNativeThreads(1);
+    const one = run();
+    setNativeThreads(0);
+    return [one, run()];
+  } finally {
+    setNativeThreads(0);
   }
 }
