@@ -51,6 +51,54 @@ void run_tile(void* ctx, long task) {
   }
 }
 
+/**
+ * One matrix split by rows over `parts` threads that share each packed B block: per (column block, k
+ * block), the threads first pack disjoint NR-panels of B into one buffer, then each multiplies its rows
+ * by the whole block. Without sharing, every thread would pack the entire B block for itself.
+ * The packed panels and micro-kernel calls are those of gemm_tile, so C is bit-identical to it.
+ */
+void gemm_rows_shared_b(const KernelTable& kt, const GemmArgs& g, int64_t parts, int64_t m_panels) {
+  struct Ctx {
+    const KernelTable* kt;
+    const GemmArgs* g;
+    float* pb;
+    int64_t parts, m_panels, jc, nc, pc, kc, n_panels;
+    std::atomic<bool> failed{false};
+  } c;
+  c.kt = &kt;
+  c.g = &g;
+  c.parts = parts;
+  c.m_panels = m_panels;
+  c.pb = scratch(12, static_cast<size_t>(kt.kc) * static_cast<size_t>(std::min<int64_t>(kt.nc, (g.n + kt.nr - 1) / kt.nr * kt.nr)));
+  for (c.jc = 0; c.jc < g.n; c.jc += kt.nc) {
+    c.nc = std::min<int64_t>(kt.nc, g.n - c.jc);
+    c.n_panels = (c.nc + kt.nr - 1) / kt.nr;
+    for (c.pc = 0; c.pc < g.k; c.pc += kt.kc) {
+      c.kc = std::min<int64_t>(kt.kc, g.k - c.pc);
+      pool_run(static_cast<long>(std::min(parts, c.n_panels)), [](void* p, long t) {
+        Ctx& x = *static_cast<Ctx*>(p);
+        const int64_t tasks = std::min(x.parts, x.n_panels);
+        const int64_t j0 = x.n_panels * t / tasks * x.kt->nr, j1 = std::min(x.nc, x.n_panels * (t + 1) / tasks * x.kt->nr);
+        if (j1 > j0) x.kt->pack_b_block(*x.g, 0, x.pc, x.kc, x.jc + j0, j1 - j0, x.pb + j0 * x.kc);
+      }, &c);
+      pool_run(static_cast<long>(parts), [](void* p, long t) {
+        Ctx& x = *static_cast<Ctx*>(p);
+        const GemmArgs& g = *x.g;
+        const int64_t m0 = split(t, x.parts, x.m_panels, x.kt->mr, g.m), m1 = split(t + 1, x.parts, x.m_panels, x.kt->mr, g.m);
+        if (m0 >= m1) return;
+        try {
+          const int64_t mc = std::min<int64_t>(x.kt->mc, (m1 - m0 + x.kt->mr - 1) / x.kt->mr * x.kt->mr);
+          float* pa = scratch(0, static_cast<size_t>(mc * x.kc));
+          x.kt->gemm_packed_b(g, 0, m0, m1, x.jc, x.nc, x.pc, x.kc, x.pb, pa);
+        } catch (...) {
+          x.failed.store(true);
+        }
+      }, &c);
+      if (c.failed.load()) throw std::bad_alloc();
+    }
+  }
+}
+
 }  // namespace
 
 void gemm(const KernelTable& kt, const GemmArgs& g) {
@@ -90,6 +138,10 @@ void gemm(const KernelTable& kt, const GemmArgs& g) {
         plan.nt = nt;
       }
     }
+  }
+  if (threads > 1 && g.batch == 1 && plan.nt == 1 && plan.mt > 1) {
+    gemm_rows_shared_b(kt, g, plan.mt, plan.m_panels);
+    return;
   }
   const long tasks = static_cast<long>(g.batch * plan.mt * plan.nt);
   if (threads == 1) {

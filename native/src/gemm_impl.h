@@ -202,36 +202,49 @@ void pack_b(const float* b, bool trans, int64_t k, int64_t n, int64_t p0, int64_
   }
 }
 
-void gemm_tile(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
-               float* pa, float* pb) {
+/**
+ * Rows [m0, m1) of C[bi][:, jc:jc+nc] for the k block [pc, pc+kc), from B's block already packed in pb
+ * (by pack_b, possibly by several threads) and A packed here into the caller's pa.
+ */
+void gemm_packed_b(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t jc, int64_t nc, int64_t pc,
+                   int64_t kc, const float* pb, float* pa) {
   const int64_t m = g.m, n = g.n, k = g.k;
   const float* a = g.a + bi * g.a_batch_stride;
-  const float* b = g.b + bi * g.b_batch_stride;
   float* c = g.c + bi * m * n;
+  const bool acc = g.accumulate || pc > 0;
+  const float* bias = pc == 0 ? g.bias : nullptr;  // added once, with the first k block
+  for (int64_t ic = m0; ic < m1; ic += MC) {
+    const int64_t mc = min_of<int64_t>(MC, m1 - ic);
+    pack_a(a, g.trans_a, m, k, ic, mc, pc, kc, pa, g.bf16);
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+      const int64_t cols = min_of<int64_t>(NR, nc - jr);
+      const float* bp = pb + jr * kc;
+      for (int64_t ir = 0; ir < mc; ir += MR) {
+        const int64_t rows = min_of<int64_t>(MR, mc - ir);
+        float* ct = c + (ic + ir) * n + jc + jr;
+        const float* bj = bias ? bias + jc + jr : nullptr;
+        if (rows == MR && cols == NR)
+          micro_kernel(kc, pa + ir * kc, bp, ct, n, acc, bj);
+        else
+          edge_kernel(kc, pa + ir * kc, bp, ct, n, rows, cols, acc, bj);
+      }
+    }
+  }
+}
+
+/** Packs columns [j0, j0+nc) of op(B)'s k block [pc, pc+kc) of batch item bi into dst (NR-wide panels). */
+void pack_b_block(const GemmArgs& g, int64_t bi, int64_t pc, int64_t kc, int64_t j0, int64_t nc, float* dst) {
+  pack_b(g.b + bi * g.b_batch_stride, g.trans_b, g.k, g.n, pc, kc, j0, nc, dst, g.bf16);
+}
+
+void gemm_tile(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+               float* pa, float* pb) {
   for (int64_t jc = n0; jc < n1; jc += NC) {
     const int64_t nc = min_of<int64_t>(NC, n1 - jc);
-    for (int64_t pc = 0; pc < k; pc += KC) {
-      const int64_t kc = min_of<int64_t>(KC, k - pc);
-      const bool acc = g.accumulate || pc > 0;
-      const float* bias = pc == 0 ? g.bias : nullptr;  // added once, with the first k block
-      pack_b(b, g.trans_b, k, n, pc, kc, jc, nc, pb, g.bf16);
-      for (int64_t ic = m0; ic < m1; ic += MC) {
-        const int64_t mc = min_of<int64_t>(MC, m1 - ic);
-        pack_a(a, g.trans_a, m, k, ic, mc, pc, kc, pa, g.bf16);
-        for (int64_t jr = 0; jr < nc; jr += NR) {
-          const int64_t cols = min_of<int64_t>(NR, nc - jr);
-          const float* bp = pb + jr * kc;
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            const int64_t rows = min_of<int64_t>(MR, mc - ir);
-            float* ct = c + (ic + ir) * n + jc + jr;
-            const float* bj = bias ? bias + jc + jr : nullptr;
-            if (rows == MR && cols == NR)
-              micro_kernel(kc, pa + ir * kc, bp, ct, n, acc, bj);
-            else
-              edge_kernel(kc, pa + ir * kc, bp, ct, n, rows, cols, acc, bj);
-          }
-        }
-      }
+    for (int64_t pc = 0; pc < g.k; pc += KC) {
+      const int64_t kc = min_of<int64_t>(KC, g.k - pc);
+      pack_b_block(g, bi, pc, kc, jc, nc, pb);
+      gemm_packed_b(g, bi, m0, m1, jc, nc, pc, kc, pb, pa);
     }
   }
 }

@@ -12,6 +12,6 @@
 #include "rowloss_impl.h"
 
 namespace lmd {
-extern const KernelTable kTableAvx2 = {"avx2", MR, NR, MC, KC, NC, gemm_tile, unary, unary_backward, softmax, softmax_backward,
+extern const KernelTable kTableAvx2 = {"avx2", MR, NR, MC, KC, NC, gemm_tile, pack_b_block, gemm_packed_b, unary, unary_backward, softmax, softmax_backward,
     norm_forward, norm_backward, adamw, attn_probs, attn_ds, row_loss};
 }  // namespace lmd

@@ -46,6 +46,12 @@ struct KernelTable {
    */
   void (*gemm_tile)(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                     float* pack_a, float* pack_b);
+  /** the two halves of gemm_tile, for threads that share one packed B block: pack columns [j0, j0+nc) of
+   * op(B)'s k block [pc, pc+kc) into NR-wide panels at dst (panel of column j at dst + (j − block start)·kc) */
+  void (*pack_b_block)(const GemmArgs& g, int64_t bi, int64_t pc, int64_t kc, int64_t j0, int64_t nc, float* dst);
+  /** rows [m0, m1) × columns [jc, jc+nc) for k block [pc, pc+kc) from a packed B block; pack_a holds mc×kc */
+  void (*gemm_packed_b)(const GemmArgs& g, int64_t bi, int64_t m0, int64_t m1, int64_t jc, int64_t nc, int64_t pc,
+                        int64_t kc, const float* pb, float* pack_a);
   void (*unary)(int op, const float* x, float* out, int64_t n);
   void (*unary_backward)(int op, const float* x, const float* y, const float* gy, float* gx, int64_t n);
   /** rows [r0, r1) of a row-wise (log-)softmax over `cols` columns */

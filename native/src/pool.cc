@@ -132,7 +132,7 @@ Pool& pool() {
   return *p;
 }
 
-constexpr int kScratchSlots = 12;
+constexpr int kScratchSlots = 13;  // 0/1 GEMM packing, 2–11 attention tiles and rows, 12 a shared packed B (gemm.cc)
 
 struct Scratch {
   float* ptr[kScratchSlots] = {};
