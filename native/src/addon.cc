@@ -38,11 +38,7 @@ int64_t unary_threshold(int op) {
   return (op == lmd::kNeg || op == lmd::kRelu || op == lmd::kAbs) ? (1 << 18) : (1 << 15);
 }
 
-struct Chunks {
-  int64_t n, parts;
-  int64_t begin(long t) const { return n * t / parts / 64 * 64; }  // cache-line aligned starts
-  int64_t end(long t) const { return t + 1 == parts ? n : n * (t + 1) / parts / 64 * 64; }
-};
+using lmd::Chunks;
 
 Napi::Value Unary(const Napi::CallbackInfo& info) {
   const Napi::Env env = info.Env();

@@ -98,8 +98,8 @@ void adamw(const KernelTable& kt, float* w, const float* g, float* m, float* v, 
   pool_run(static_cast<long>(parts), [](void* p, long t) {
     const Ctx& c = *static_cast<const Ctx*>(p);
     // 64-float aligned chunk starts
-    const int64_t b = t == 0 ? 0 : c.n * t / c.parts / 64 * 64;
-    const int64_t e = t + 1 == c.parts ? c.n : c.n * (t + 1) / c.parts / 64 * 64;
+    const Chunks ch{c.n, c.parts};
+    const int64_t b = ch.begin(t), e = ch.end(t);
     if (e > b) c.kt->adamw(c.w + b, c.g ? c.g + b : nullptr, c.m + b, c.v + b, e - b, *c.a);
   }, &c);
 }

@@ -5,6 +5,7 @@
 // without instantiating std:: templates (see gemm_impl.h on why that matters).
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 namespace lmd {
 
@@ -25,5 +26,12 @@ void pool_run(long ntasks, TaskFn fn, void* ctx);
  * `slot` selects one of a few independent buffers (e.g. packed A and packed B).
  */
 float* scratch(int slot, size_t floats);
+
+/** [0, n) split into `parts` ranges whose inner boundaries are multiples of 64 elements (cache lines). */
+struct Chunks {
+  int64_t n, parts;
+  int64_t begin(long t) const { return n * t / parts / 64 * 64; }
+  int64_t end(long t) const { return t + 1 == parts ? n : n * (t + 1) / parts / 64 * 64; }
+};
 
 }  // namespace lmd

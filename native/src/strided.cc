@@ -109,8 +109,8 @@ void run_rows(const Coalesced& c, const int64_t* base, Row row) {
     const Ctx& x = *static_cast<const Ctx*>(p);
     const int64_t r = t / x.col_parts, q = t % x.col_parts;
     // 64-element aligned column ranges
-    const int64_t j0 = q == 0 ? 0 : x.len * q / x.col_parts / 64 * 64;
-    const int64_t j1 = q + 1 == x.col_parts ? x.len : x.len * (q + 1) / x.col_parts / 64 * 64;
+    const Chunks cols{x.len, x.col_parts};
+    const int64_t j0 = cols.begin(q), j1 = cols.end(q);
     if (j1 <= j0) return;
     for_rows<N>(*x.c, x.base, r, r + 1, [&](const int64_t* off, int64_t, const int64_t* in) {
       int64_t o[N];
@@ -267,7 +267,8 @@ void reduce(int op, const float* x, const Dims& shape, float* out, int64_t out_l
     struct Ctx { const Coalesced* c; const int64_t* base; const decltype(reduce_row)* row; int64_t len, parts; } ctx{&c, base, &reduce_row, len, std::min<int64_t>(threads * 4, len / 64)};
     pool_run(static_cast<long>(ctx.parts), [](void* p, long t) {
       const Ctx& x = *static_cast<const Ctx*>(p);
-      const int64_t j0 = x.len * t / x.parts / 64 * 64, j1 = t + 1 == x.parts ? x.len : x.len * (t + 1) / x.parts / 64 * 64;
+      const Chunks cols{x.len, x.parts};
+      const int64_t j0 = cols.begin(t), j1 = cols.end(t);
       if (j1 <= j0) return;
       for_rows<2>(*x.c, x.base, 0, x.c->outer(), [&](const int64_t* off, int64_t, const int64_t* in) {
         const int64_t o[2] = {off[0] + j0 * in[0], off[1] + j0 * in[1]};
