@@ -39,3 +39,12 @@ export function fixedBatch(ids: JsonTensor): { input: Int32Array; target: Int32A
   }
   return { input, target, batchSize: B, seqLen: T };
 }
+
+/** log Σ exp(row) in float64, max-shifted (the tests' own reference normaliser). */
+export function rowLogSumExp(row: ArrayLike<number>): number {
+  let mx = -Infinity;
+  for (let i = 0; i < row.length; i++) mx = Math.max(mx, row[i]);
+  let s = 0;
+  for (let i = 0; i < row.length; i++) s += Math.exp(row[i] - mx);
+  return mx + Math.log(s);
+}

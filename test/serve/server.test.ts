@@ -16,6 +16,7 @@ import { startServer, type RunningServer } from '../../src/serve/server.js';
 import type { ServeEvent } from '../../src/serve/app.js';
 import { LocalTeacher } from '../../src/teachers/local.js';
 import { tokenToBytes } from '../../src/tokenizer/bytes.js';
+import { rowLogSumExp } from '../helpers/fixtures.js';
 import { apiError, englishText, post, readSse, TINY_CTX, writeTinyModelFolder } from './helpers.js';
 
 const dir = writeTinyModelFolder();
@@ -29,11 +30,7 @@ function refLogprobs(ids: number[]): Float64Array[] {
   const logits = reference.logitsSync({ input: Int32Array.from(ids), batchSize: 1, seqLen: ids.length });
   return ids.map((_, t) => {
     const row = logits.subarray(t * V, (t + 1) * V);
-    let mx = -Infinity;
-    for (const x of row) mx = Math.max(mx, x);
-    let s = 0;
-    for (const x of row) s += Math.exp(x - mx);
-    const lse = mx + Math.log(s);
+    const lse = rowLogSumExp(row);
     return Float64Array.from(row, (x) => x - lse);
   });
 }

@@ -24,7 +24,7 @@ import type { Teacher, TeacherBatch, TopK } from '../../src/teachers/teacher.js'
 import { loadModelAndTokenizer } from '../../src/cli/model-folder.js';
 import { startServer } from '../../src/serve/server.js';
 import { OpenAITeacher } from '../../src/teachers/openai.js';
-import { FIXTURES } from '../helpers/fixtures.js';
+import { FIXTURES, rowLogSumExp } from '../helpers/fixtures.js';
 import { englishText, writeTinyModelFolder } from '../serve/helpers.js';
 import { batchOfRows, FakeTeacher, randomDataset, rowInput, sleep } from './cache-helpers.js';
 
@@ -350,11 +350,7 @@ function topkSync(logits: Float32Array, V: number): TopK {
   const ids = new Int32Array(T * V), logprobs = new Float32Array(T * V);
   for (let t = 0; t < T; t++) {
     const row = logits.subarray(t * V, (t + 1) * V);
-    let mx = -Infinity;
-    for (const x of row) mx = Math.max(mx, x);
-    let s = 0;
-    for (const x of row) s += Math.exp(x - mx);
-    const lse = mx + Math.log(s);
+    const lse = rowLogSumExp(row);
     const order = Array.from({ length: V }, (_, j) => j).sort((a, b) => row[b] - row[a] || a - b);
     order.forEach((id, j) => { ids[t * V + j] = id; logprobs[t * V + j] = row[id] - lse; });
   }
