@@ -13,7 +13,7 @@
 import { fusedMixtureLoss, Mixture } from '../src/distill/index.js';
 import type { CausalLM } from '../src/models/base.js';
 import { add, exp, gather, logSoftmax, mul, neg, reshape, sub, sum } from '../src/tensor/ops.js';
-import { noGrad, type Tensor } from '../src/tensor/tensor.js';
+import { noGrad, scoped, type Tensor } from '../src/tensor/tensor.js';
 import type { LossFn } from '../src/train/trainer.js';
 
 export interface KdWeights {
@@ -63,7 +63,7 @@ export function kdLossFused(teacher: CausalLM, w: KdWeights, chunkRows = 256): L
   return (student, batch) => {
     const { batchSize: B, seqLen: T } = batch;
     const N = B * T;
-    const th = noGrad(() => teacher.forwardHidden(batch.input, B, T).hidden); // [B, T, C_T]
+    const th = scoped(() => noGrad(() => teacher.forwardHidden(batch.input, B, T).hidden), (h) => [h]); // [B, T, C_T]
     const tW = teacher.lmHeadWeight();
     const { hidden } = student.forwardHidden(batch.input, B, T); // [B, T, C]
     const { loss } = fusedMixtureLoss({

@@ -329,6 +329,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < isas.size(); ++i) arr.Set(static_cast<uint32_t>(i), isas[i]);
   o.Set("supportedIsas", arr);
   o.Set("mallocRetain", g_malloc_retain);
+  o.Set("spinUs", lmd::pool_spin_us());
   return o;
 }
 

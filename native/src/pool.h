@@ -13,6 +13,8 @@ using TaskFn = void (*)(void* ctx, long task);
 
 /** Number of threads that run() spreads work over (workers + the caller), at least 1. */
 int pool_threads();
+/** How long idle workers spin before blocking, in µs (LMDISTILL_SPIN_US, default 300). */
+int pool_spin_us();
 /** Changes the thread count (joins and recreates the workers); n <= 0 restores the default. */
 void pool_resize(int n);
 /**

@@ -43,7 +43,7 @@ interface Addon {
     B: number, H: number, Hkv: number, T: number, S: number, D: number, causal: boolean, scale: number, layout?: number[]): void;
   rowLosses(z: Float32Array, t: Float32Array | null, labels: Int32Array | null, w: Float32Array, rows: number, V: number,
     parts: Float64Array, grad: Float32Array, partLoss: Float64Array, refused: Uint8Array): void;
-  info(): { isa: NativeIsa; threads: number; supportedIsas: NativeIsa[]; mallocRetain: boolean };
+  info(): { isa: NativeIsa; threads: number; supportedIsas: NativeIsa[]; mallocRetain: boolean; spinUs: number };
   retainFreedMemory(): boolean;
   setIsa(isa: string): boolean;
   setThreads(n: number): number;
@@ -128,13 +128,15 @@ export interface NativeInfo {
   /** glibc malloc keeps freed memory for reuse (no mmap per large block, no trimming); false with
    * LMDISTILL_MALLOC=system or a non-glibc C library */
   mallocRetain: boolean;
+  /** µs an idle pool thread spins before it blocks (LMDISTILL_SPIN_US, default 300; 0 = block at once) */
+  spinUs: number;
 }
 
 /** What the native backend is running with, or why it is unavailable. */
 export function nativeInfo(): NativeInfo {
-  if (!addon) return { available: false, reason: loaded.reason, isa: 'scalar', supportedIsas: [], threads: 1, mallocRetain: false };
+  if (!addon) return { available: false, reason: loaded.reason, isa: 'scalar', supportedIsas: [], threads: 1, mallocRetain: false, spinUs: 0 };
   const i = addon.info();
-  return { available: true, isa: i.isa, supportedIsas: i.supportedIsas, threads: i.threads, mallocRetain: i.mallocRetain };
+  return { available: true, isa: i.isa, supportedIsas: i.supportedIsas, threads: i.threads, mallocRetain: i.mallocRetain, spinUs: i.spinUs };
 }
 
 /**

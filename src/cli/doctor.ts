@@ -22,19 +22,19 @@ export function registerDoctor(program: Command): void {
         version: VERSION,
         node: process.version,
         backend: getBackend().name,
-        native: n.available ? { isa: n.isa, supported: n.supportedIsas, threads: n.threads, mallocRetain: n.mallocRetain } : { unavailable: n.reason },
+        native: n.available ? { isa: n.isa, supported: n.supportedIsas, threads: n.threads, spinUs: n.spinUs, mallocRetain: n.mallocRetain } : { unavailable: n.reason },
         cpu: os.cpus()[0]?.model ?? 'unknown',
         cores: os.cpus().length,
-        env: { LMDISTILL_BACKEND: process.env.LMDISTILL_BACKEND ?? '(auto)', LMDISTILL_THREADS: process.env.LMDISTILL_THREADS ?? '(all cores)', LMDISTILL_MALLOC: process.env.LMDISTILL_MALLOC ?? '(retain)' },
+        env: { LMDISTILL_BACKEND: process.env.LMDISTILL_BACKEND ?? '(auto)', LMDISTILL_THREADS: process.env.LMDISTILL_THREADS ?? '(all cores)', LMDISTILL_MALLOC: process.env.LMDISTILL_MALLOC ?? '(retain)', LMDISTILL_SPIN_US: process.env.LMDISTILL_SPIN_US ?? '(300)' },
         onnxruntime: onnx,
       };
       if (o.json) { process.stdout.write(JSON.stringify(info) + '\n'); return; }
       const lines = [
         `lmdistill ${info.version} on Node ${info.node}`,
-        `backend:   ${info.backend}${n.available ? ` (native ${n.isa}, ${n.threads} threads; CPU supports ${n.supportedIsas.join(', ')})` : ` (native unavailable: ${n.reason})`}`,
+        `backend:   ${info.backend}${n.available ? ` (native ${n.isa}, ${n.threads} threads spinning ${n.spinUs} µs when idle; CPU supports ${n.supportedIsas.join(', ')})` : ` (native unavailable: ${n.reason})`}`,
         `memory:    ${n.mallocRetain ? 'freed blocks kept for reuse by malloc (LMDISTILL_MALLOC=system to return them to the OS)' : 'C library defaults'}`,
         `cpu:       ${info.cpu}, ${info.cores} cores`,
-        `env:       LMDISTILL_BACKEND=${info.env.LMDISTILL_BACKEND} LMDISTILL_THREADS=${info.env.LMDISTILL_THREADS} LMDISTILL_MALLOC=${info.env.LMDISTILL_MALLOC}`,
+        `env:       LMDISTILL_BACKEND=${info.env.LMDISTILL_BACKEND} LMDISTILL_THREADS=${info.env.LMDISTILL_THREADS} LMDISTILL_MALLOC=${info.env.LMDISTILL_MALLOC} LMDISTILL_SPIN_US=${info.env.LMDISTILL_SPIN_US}`,
         `onnx:      ${onnx}`,
       ];
       process.stdout.write(lines.join('\n') + '\n');

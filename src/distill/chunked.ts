@@ -8,7 +8,7 @@
  * the gradients can be finished in the forward pass; backward only scales them by the upstream gradient.
  */
 import { matmulBf16 } from '../tensor/precision.js';
-import { getBackend, record, Tensor } from '../tensor/tensor.js';
+import { getBackend, record, Tensor, uninit } from '../tensor/tensor.js';
 import { fmtShape } from '../tensor/shape.js';
 import type { RowTarget } from './types.js';
 
@@ -48,9 +48,11 @@ export function fusedLinearLoss(h: Tensor, W: Tensor, lossFn: RowLossFn, targets
   // the head is a matmul: under autocast('bf16') its three GEMMs round their operands like matmul's
   const bf16 = matmulBf16();
   const chunk = Math.max(1, Math.min(chunkRows, N));
-  const z = new Float32Array(chunk * V), gz = new Float32Array(chunk * V);
-  const gh = h.requiresGrad ? new Float32Array(N * C) : null;
-  const gW = W.requiresGrad ? new Float32Array(V * C) : null;
+  // z is written by the GEMM before it is read; the others start from zero (rows of weight 0 and
+  // chunks without a counted row are skipped, and dW accumulates)
+  const z = uninit(chunk * V), gz = uninit(chunk * V).fill(0);
+  const gh = h.requiresGrad ? uninit(N * C).fill(0) : null;
+  const gW = W.requiresGrad ? uninit(V * C).fill(0) : null;
   const rowLosses = new Float64Array(N);
   let total = 0;
   for (let c0 = 0; c0 < N; c0 += chunk) {

@@ -6,7 +6,7 @@
  * (dense logits, sparse top-k). Used by `lmdistill distill` and by the benchmark's KD step.
  */
 import { matmulBf16 } from '../tensor/precision.js';
-import { getBackend, type Tensor } from '../tensor/tensor.js';
+import { getBackend, uninit, type Tensor } from '../tensor/tensor.js';
 import { backendRowPlan } from './backend-rows.js';
 import { fusedLinearLoss, type ChunkLossFn, type ChunkTargets, type RowLossFn } from './chunked.js';
 import type { Mixture } from './mixture.js';
@@ -55,7 +55,7 @@ export function fusedMixtureLoss(x: FusedMixtureInput): { loss: Tensor; partSums
     return L;
   };
   const th = x.teacherHead;
-  const tChunk = th ? new Float32Array(Math.min(x.chunkRows, N) * V) : null;
+  const tChunk = th ? uninit(Math.min(x.chunkRows, N) * V) : null; // written by the GEMM of each chunk before use
   const targets: ChunkTargets = (c0, c1) => {
     if (th && tChunk) {
       getBackend().matmul(th.h.subarray(c0 * th.C, c1 * th.C), th.W, tChunk, { batch: 1, m: c1 - c0, n: V, k: th.C, transA: false, transB: true, aBatchStride: 0, bBatchStride: 0, accumulate: false, bf16: matmulBf16() });

@@ -7,7 +7,7 @@ import type { UnaryOp } from '../backend/backend.js';
 import * as op from './ops.js';
 import type { Node, Primitive } from './primitives.js';
 import { fmtShape, numel, reducedAxes, shapeEq, stridesOf, type Shape } from './shape.js';
-import { getBackend, noGrad, Tensor, uninit } from './tensor.js';
+import { currentArena, getBackend, noGrad, Tensor, uninit, type BufferArena } from './tensor.js';
 
 type Grads = (Tensor | null)[];
 export type VjpRule<P extends Primitive> = (g: Tensor, node: Node<P>, out: Tensor) => Grads;
@@ -170,11 +170,11 @@ const vjp = {
   fusedLinearLoss: (g, node) => {
     const [h, W] = node.inputs;
     const scale = g.data[0];
+    // the saved gradients are this node's alone and the graph is consumed once: scale them in place
     const scaled = (d: Float32Array | null, shape: number[]): Tensor | null => {
       if (!d) return null;
-      const o = uninit(d.length);
-      for (let i = 0; i < d.length; i++) o[i] = d[i] * scale;
-      return new Tensor(o, shape);
+      if (scale !== 1) for (let i = 0; i < d.length; i++) d[i] *= scale;
+      return new Tensor(d, shape);
     };
     return [scaled(node.params.saved.gh, h.shape), scaled(node.params.saved.gW, W.shape)];
   },
@@ -235,7 +235,8 @@ export function backward(root: Tensor, gradOutput?: Tensor): void {
   if (!gradOutput && root.size !== 1) throw new Error(`backward() needs gradOutput for non-scalar ${fmtShape(root.shape)}`);
   const order = topoSort(root);
   const grads = new Map<Tensor, Tensor>();
-  grads.set(root, gradOutput ?? new Tensor(Float32Array.of(1), root.shape));
+  const live = new GradBuffers(currentArena());
+  live.hold(gradOutput ?? new Tensor(Float32Array.of(1), root.shape), grads, root);
   noGrad(() => {
     for (let i = order.length - 1; i >= 0; i--) {
       const t = order[i];
@@ -245,6 +246,7 @@ export function backward(root: Tensor, gradOutput?: Tensor): void {
       const node = t.node;
       if (!node) {
         accumulateLeaf(t, g);
+        live.drop(g);
         continue;
       }
       const gi = applyVjp(node, g, t);
@@ -255,11 +257,47 @@ export function backward(root: Tensor, gradOutput?: Tensor): void {
           throw new Error(`internal: ${node.prim} gradient ${fmtShape(gj.shape)} for input ${fmtShape(inp.shape)}`);
         }
         const prev = grads.get(inp);
-        grads.set(inp, prev ? op.add(prev, gj) : gj);
+        if (!prev) return live.hold(gj, grads, inp);
+        const sum = op.add(prev, gj);
+        live.hold(sum, grads, inp);
+        live.drop(prev);
+        live.dropIfUnheld(gj);
       });
+      live.drop(g);
       t.node = null; // release the graph behind us
     }
   });
+}
+
+/**
+ * Which gradient buffers backward() still holds, so that those it made itself go back to the step's
+ * buffer arena (if any) the moment the last gradient on them is consumed. Keyed by ArrayBuffer: a
+ * gradient may be a view of another (reshape, broadcast sums) or feed two inputs (add). Buffers lent
+ * before backward began (forward activations, a caller's gradOutput) are never returned here.
+ */
+class GradBuffers {
+  private refs = new Map<ArrayBufferLike, number>();
+  private readonly mark: number;
+  constructor(private readonly arena: BufferArena | null) {
+    this.mark = arena ? arena.mark() : 0;
+  }
+  hold(g: Tensor, grads: Map<Tensor, Tensor>, t: Tensor): void {
+    grads.set(t, g);
+    if (this.arena) this.refs.set(g.data.buffer, (this.refs.get(g.data.buffer) ?? 0) + 1);
+  }
+  drop(g: Tensor): void {
+    if (!this.arena) return;
+    const b = g.data.buffer;
+    const n = (this.refs.get(b) ?? 0) - 1;
+    if (n > 0) return void this.refs.set(b, n);
+    this.refs.delete(b);
+    if (this.arena.lentSince(this.mark, b)) this.arena.release(b);
+  }
+  /** a gradient that was combined into a sum and is not otherwise held */
+  dropIfUnheld(g: Tensor): void {
+    if (!this.arena || this.refs.has(g.data.buffer)) return;
+    if (this.arena.lentSince(this.mark, g.data.buffer)) this.arena.release(g.data.buffer);
+  }
 }
 
 function accumulateLeaf(t: Tensor, g: Tensor): void {

@@ -107,7 +107,142 @@ const UNINIT_MIN = 1024;
  */
 export function uninit(n: number): Float32Array {
   if (n < UNINIT_MIN) return new Float32Array(n);
+  if (activeArena) return activeArena.take(n);
   return new Float32Array(Buffer.allocUnsafeSlow(n * 4).buffer, 0, n);
+}
+
+/**
+ * Recycles the kernel-output buffers of a training step. A step allocates the same few hundred activation
+ * and gradient buffers every time; fresh ArrayBuffers cost malloc + page faults and, worse, V8 answers
+ * the external-memory growth with a garbage collection every few dozen megabytes (several full and a
+ * dozen minor GCs per kd-small step, partly on helper threads that compete with the kernel pool for the
+ * cores). Inside `arena.run(fn)` every `uninit` buffer comes from the arena (the smallest free buffer that
+ * holds it, at most twice its size, else a new one). Buffers come back when `fn` returns or throws, and
+ * earlier where their last user is known: `backward()` returns gradient buffers as soon as it has
+ * consumed them, and a nested `run(fn, keep)` (e.g. a frozen teacher's forward pass) returns everything
+ * but the buffers of the tensors `keep` names. A buffer that comes back is DETACHED: every view handed
+ * out on it gets length 0, so a tensor that wrongly outlives its scope fails loudly (a length error)
+ * instead of reading recycled memory. Free buffers that a whole step did not use are dropped, so the
+ * arena keeps about one step's worth of memory.
+ */
+export class BufferArena {
+  /** free buffers, ascending byteLength */
+  private free: ArrayBuffer[] = [];
+  /** buffers handed out and not yet back, in order (may hold stale entries: check `out`) */
+  private lent: ArrayBuffer[] = [];
+  private out = new Set<ArrayBuffer>();
+  private depth = 0;
+  private unused = new Set<ArrayBuffer>();
+  /** buffers handed out / of those recycled / returned early (for tests and diagnostics) */
+  readonly stats = { taken: 0, reused: 0, released: 0 };
+
+  /** A view of n floats on a recycled or new buffer (contents undefined). */
+  take(n: number): Float32Array {
+    const bytes = n * 4;
+    const i = this.firstFree(bytes);
+    let buf: ArrayBuffer;
+    if (i < this.free.length && this.free[i].byteLength <= 2 * bytes) {
+      buf = this.free[i];
+      this.free.splice(i, 1);
+      this.unused.delete(buf);
+      this.stats.reused++;
+    } else {
+      buf = Buffer.allocUnsafeSlow(bytes).buffer;
+    }
+    this.stats.taken++;
+    this.lent.push(buf);
+    this.out.add(buf);
+    return new Float32Array(buf, 0, n);
+  }
+
+  /** Buffers currently handed out. */
+  get outstanding(): number {
+    return this.out.size;
+  }
+  /** Bytes held in free buffers. */
+  get freeBytes(): number {
+    return this.free.reduce((a, b) => a + b.byteLength, 0);
+  }
+
+  /** A position in the lending order: `lentSince(mark, buf)` tells whether buf was handed out after it. */
+  mark(): number {
+    return this.lent.length;
+  }
+  /** Whether `buf` is out and was handed out after `mark`. */
+  lentSince(mark: number, buf: ArrayBufferLike): boolean {
+    if (!this.out.has(buf as ArrayBuffer)) return false;
+    for (let i = this.lent.length - 1; i >= mark; i--) if (this.lent[i] === buf) return true;
+    return false;
+  }
+
+  /** Takes back a buffer whose last user is gone (detaching its views); false if it is not out. */
+  release(buf: ArrayBufferLike): boolean {
+    if (!this.out.delete(buf as ArrayBuffer)) return false;
+    this.stats.released++;
+    this.putFree(buf as ArrayBuffer);
+    return true;
+  }
+
+  /**
+   * Runs fn with this arena serving `uninit`; afterwards every buffer handed out inside comes back,
+   * except (in a nested run) those under the tensors or arrays that `keep(result)` lists, which stay out
+   * until the enclosing run ends.
+   */
+  run<T>(fn: () => T, keep?: (result: T) => Iterable<Tensor | Float32Array | null | undefined>): T {
+    const prev = activeArena;
+    const mark = this.lent.length;
+    if (this.depth === 0) this.unused = new Set(this.free);
+    activeArena = this;
+    this.depth++;
+    const kept = new Set<ArrayBufferLike>();
+    try {
+      const r = fn();
+      if (keep) for (const k of keep(r)) if (k) kept.add(k instanceof Tensor ? k.data.buffer : k.buffer);
+      return r;
+    } finally {
+      this.depth--;
+      activeArena = prev;
+      if (this.depth > 0) {
+        const back = this.lent.splice(mark);
+        for (const b of back) {
+          if (kept.has(b)) this.lent.push(b);
+          else if (this.out.delete(b)) this.putFree(b);
+        }
+      } else {
+        for (const b of this.lent.splice(0)) if (this.out.delete(b)) this.putFree(b);
+        if (this.unused.size) this.free = this.free.filter((b) => !this.unused.has(b));
+        this.unused.clear();
+      }
+    }
+  }
+
+  private firstFree(bytes: number): number {
+    let lo = 0, hi = this.free.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.free[mid].byteLength < bytes) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private putFree(b: ArrayBuffer): void {
+    const fresh = structuredClone(b, { transfer: [b] }); // detaches every view of b; same memory
+    this.free.splice(this.firstFree(fresh.byteLength), 0, fresh);
+  }
+}
+let activeArena: BufferArena | null = null;
+/**
+ * Runs fn; inside a buffer arena (a trainer step), everything fn allocates except the buffers under
+ * `keep(result)` goes back to the arena when fn returns — for passes whose intermediates die with them,
+ * like a frozen teacher's forward pass. Outside an arena it is just fn().
+ */
+export function scoped<T>(fn: () => T, keep: (result: T) => Iterable<Tensor | Float32Array | null | undefined>): T {
+  return activeArena ? activeArena.run(fn, keep) : fn();
+}
+/** The arena serving `uninit` right now, if any. */
+export function currentArena(): BufferArena | null {
+  return activeArena;
 }
 
 export function tensor(data: ArrayLike<number>, shape?: Shape, requiresGrad = false): Tensor {

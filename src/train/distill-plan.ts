@@ -16,7 +16,7 @@ import { add, mul } from '../tensor/ops.js';
 import { Rng } from '../util/rng.js';
 import type { CausalLM } from '../models/base.js';
 import { reshape } from '../tensor/ops.js';
-import { noGrad, Tensor } from '../tensor/tensor.js';
+import { noGrad, scoped, Tensor } from '../tensor/tensor.js';
 import { CachedTeacher, createTeacher, LocalTeacher } from '../teachers/index.js';
 import type { Teacher } from '../teachers/teacher.js';
 import type { LossFn, StepResult } from './trainer.js';
@@ -57,11 +57,12 @@ export function trainingPlan(loader: BatchLoader): StepPlan {
 }
 
 function teacherHidden(t: LocalTeacher, b: Batch, states: boolean): { head: TeacherHead; states?: Tensor[] } {
-  return noGrad(() => {
+  // the forward pass's intermediates go back to the step's buffer arena at once; only its outputs stay
+  return scoped(() => noGrad(() => {
     const { hidden, hiddenStates } = t.model.forwardHidden(b.input, b.batchSize, b.seqLen, { outputHiddenStates: states }); // [B, T, C_T]
     const W = t.model.lmHeadWeight();
     return { head: { h: hidden.data, W: W.data, C: W.shape[1] }, states: hiddenStates?.slice(1) };
-  });
+  }), (r) => [r.head.h, ...(r.states ?? [])]);
 }
 
 export async function distillPlan(cfg: TrainConfig, data: PreparedData, student: CausalLM, loader: BatchLoader): Promise<StepPlan> {

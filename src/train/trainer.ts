@@ -12,7 +12,7 @@ import { learningRate, type ScheduleOptions } from '../optim/schedules.js';
 import { backward } from '../tensor/autodiff.js';
 import { autocast, type Precision } from '../tensor/precision.js';
 import { div, reshape, sum } from '../tensor/ops.js';
-import { noGrad, type Tensor } from '../tensor/tensor.js';
+import { BufferArena, noGrad, type Tensor } from '../tensor/tensor.js';
 
 /** Targets equal to this are not trained on (HF's labels == -100 convention). */
 export const IGNORE_INDEX = -100;
@@ -52,6 +52,11 @@ export interface TrainerOptions {
    * the master weights stay fp32.
    */
   precision?: Precision;
+  /**
+   * Recycle the step's kernel-output buffers into the next step (default true; see BufferArena in
+   * src/tensor/tensor.ts). Results are identical either way; off, every step allocates afresh.
+   */
+  recycleBuffers?: boolean;
 }
 
 export interface StepResult {
@@ -71,6 +76,8 @@ export class Trainer {
   readonly model: CausalLM;
   readonly optimizer: AdamW;
   private readonly lossFn: LossFn;
+  /** the step's kernel outputs are recycled into the next step (see BufferArena) */
+  readonly arena = new BufferArena();
   constructor(private readonly opts: TrainerOptions) {
     this.model = opts.model;
     this.optimizer = opts.optimizer;
@@ -90,6 +97,11 @@ export class Trainer {
 
   /** One optimizer step on the given micro-batches (their gradients accumulate). */
   stepOn(micro: Batch[]): StepResult {
+    if (this.opts.recycleBuffers === false) return this.stepInArena(micro);
+    return this.arena.run(() => this.stepInArena(micro));
+  }
+
+  private stepInArena(micro: Batch[]): StepResult {
     const model = this.model.train();
     const total = micro.reduce((a, b) => a + countTokens(b), 0);
     if (total === 0) throw new Error('a training step with no counted tokens (all targets ignored)');
