@@ -245,7 +245,8 @@ export function backward(root: Tensor, gradOutput?: Tensor): void {
       if (!g) continue;
       const node = t.node;
       if (!node) {
-        accumulateLeaf(t, g);
+        if (!t.grad && live.adopt(g)) t.grad = new Tensor(g.data, t.shape);
+        else accumulateLeaf(t, g);
         live.drop(g);
         continue;
       }
@@ -293,6 +294,18 @@ class GradBuffers {
     this.refs.delete(b);
     if (this.arena.lentSince(this.mark, b)) this.arena.release(b);
   }
+  /**
+   * Whether leaf gradient g may become the leaf's .grad as it is (no copy): inside an arena, when
+   * backward made its buffer, nothing else holds it and g covers it exactly. It then stays out (the
+   * following drop() does not return it) until the arena's run ends.
+   */
+  adopt(g: Tensor): boolean {
+    const b = g.data.buffer;
+    if (!this.arena || this.refs.get(b) !== 1 || g.data.byteOffset !== 0 || g.data.byteLength !== b.byteLength) return false;
+    if (!this.arena.lentSince(this.mark, b)) return false;
+    this.refs.set(b, 2); // the leaf's reference: drop() leaves one
+    return true;
+  }
   /** a gradient that was combined into a sum and is not otherwise held */
   dropIfUnheld(g: Tensor): void {
     if (!this.arena || this.refs.has(g.data.buffer)) return;
@@ -302,9 +315,12 @@ class GradBuffers {
 
 function accumulateLeaf(t: Tensor, g: Tensor): void {
   if (!t.grad) {
-    t.grad = new Tensor(g.data.slice(), t.shape); // own the buffer: g may alias other data
+    // own the buffer: g may alias other data (inside a step arena the copy is the arena's too)
+    const own = currentArena() ? uninit(g.size) : new Float32Array(g.size);
+    own.set(g.data);
+    t.grad = new Tensor(own, t.shape);
     return;
   }
-  const a = t.grad.data, b = g.data;
-  for (let i = 0; i < a.length; i++) a[i] += b[i];
+  const a = t.grad.data, strides = stridesOf(t.shape);
+  getBackend().binary('add', a, strides, g.data, strides, a, t.shape); // in place: elementwise
 }

@@ -50,7 +50,7 @@ function child(env: Record<string, string>): { spinUs: number; threads: number; 
 }
 
 test('native pool: LMDISTILL_SPIN_US is read and reported; results equal one thread whatever the spin and the gaps between jobs', { skip }, () => {
-  const runs = [
+  const runs: { env: Record<string, string>; spin: number }[] = [
     { env: {}, spin: 300 },
     { env: { LMDISTILL_SPIN_US: '0' }, spin: 0 },
     { env: { LMDISTILL_SPIN_US: '50000' }, spin: 50000 },

@@ -118,15 +118,19 @@ for (const be of availableBackends()) {
       const want = plain();
       const arena = new BufferArena();
       let activation!: Float32Array;
+      let inRun!: Float32Array[];
       const got = arena.run(() => {
         w1.grad = w2.grad = null;
         const l = loss();
         backward(l);
         activation = x.data; // not the arena's: stays
-        return [w1.grad!.data, w2.grad!.data];
+        inRun = [w1.grad!.data, w2.grad!.data];
+        return inRun.map((d) => d.slice()); // what outlives the run is copied out
       });
       assert.ok(arena.stats.released > 0, `backward released ${arena.stats.released} buffers`);
       assert.equal(activation.length, x.size);
+      // the leaf gradients were the arena's own buffers (adopted, not copied), so they went back with the run
+      assert.deepEqual(inRun.map((d) => d.length), [0, 0]);
       for (let i = 0; i < 2; i++) assert.deepEqual(got[i], want[i], `grad ${i} bit-identical`);
     } finally {
       setBackend(prev);
