@@ -50,7 +50,7 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
     kt.unary(op, x.data, out.data, x.len);
     return env.Undefined();
   }
-  struct Ctx { const lmd::KernelTable* kt; int op; const float* x; float* out; Chunks ch; } ctx{&kt, op, x.data, out.data, {x.len, lmd::pool_threads()}};
+  struct Ctx { const lmd::KernelTable* kt; int op; const float* x; float* out; Chunks ch; } ctx{&kt, op, x.data, out.data, {x.len, lmd::balanced_parts(x.len, 1 << 14)}};
   lmd::pool_run(ctx.ch.parts, [](void* p, long t) {
     const Ctx& c = *static_cast<const Ctx*>(p);
     const int64_t b = c.ch.begin(t), e = c.ch.end(t);
@@ -96,7 +96,7 @@ Napi::Value UnaryBackward(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   struct Ctx { const lmd::KernelTable* kt; int op; const float *x, *y, *gy; float* gx; Chunks ch; } ctx{
-      &kt, op, x.data, y.data, gy.data, gx.data, {x.len, lmd::pool_threads()}};
+      &kt, op, x.data, y.data, gy.data, gx.data, {x.len, lmd::balanced_parts(x.len, 1 << 14)}};
   lmd::pool_run(ctx.ch.parts, [](void* p, long t) {
     const Ctx& c = *static_cast<const Ctx*>(p);
     const int64_t b = c.ch.begin(t), e = c.ch.end(t);

@@ -19,7 +19,7 @@ constexpr int64_t kNormChunkElems = 1 << 13;
 
 int64_t parts_for(int64_t rows, int64_t elems) {
   if (elems < kParallelElems || rows < 2) return 1;
-  return std::min<int64_t>(rows, pool_threads());
+  return std::min<int64_t>(rows, balanced_parts(elems, kParallelElems / 2));
 }
 
 /** One single-threaded GEMM on contiguous operands through the table's blocked tile kernel. */
@@ -93,7 +93,7 @@ void norm_backward(const KernelTable& kt, const float* x, const float* w, const 
 }
 
 void adamw(const KernelTable& kt, float* w, const float* g, float* m, float* v, int64_t n, const AdamParams& a) {
-  const int64_t parts = n < 4 * kParallelElems ? 1 : pool_threads();
+  const int64_t parts = n < 4 * kParallelElems ? 1 : balanced_parts(n, kParallelElems / 2);
   struct Ctx { const KernelTable* kt; float* w; const float* g; float *m, *v; int64_t n, parts; const AdamParams* a; } c{&kt, w, g, m, v, n, parts, &a};
   pool_run(static_cast<long>(parts), [](void* p, long t) {
     const Ctx& c = *static_cast<const Ctx*>(p);

@@ -29,6 +29,17 @@ void pool_run(long ntasks, TaskFn fn, void* ctx);
  */
 float* scratch(int slot, size_t floats);
 
+/**
+ * How many parts to split n independent elements into: about four per pool thread (the threads take
+ * parts as they finish, so one thread that starts late or is preempted does not hold up the job),
+ * each at least `min_part` elements; 1 when n is below that.
+ */
+inline int64_t balanced_parts(int64_t n, int64_t min_part) {
+  const int64_t by_size = n / (min_part > 0 ? min_part : 1);
+  const int64_t want = 4 * static_cast<int64_t>(pool_threads());
+  return by_size < 1 ? 1 : (by_size < want ? by_size : want);
+}
+
 /** [0, n) split into `parts` ranges whose inner boundaries are multiples of 64 elements (cache lines). */
 struct Chunks {
   int64_t n, parts;

@@ -248,6 +248,10 @@ void reduce(int op, const float* x, const Dims& shape, float* out, int64_t out_l
         if (v > s || v != v) s = v;  // NaN propagates
       }
       *po = s;
+    } else if (op == kSum && so == 1 && sx == 1) {  // a kept contiguous axis (bias gradients): vectorised
+      double* __restrict d = po;
+      const float* __restrict f = px;
+      for (int64_t i = 0; i < len; ++i) d[i] += static_cast<double>(f[i]);
     } else if (op == kSum) {
       for (int64_t i = 0; i < len; ++i) po[i * so] += px[i * sx];
     } else {
