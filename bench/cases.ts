@@ -104,7 +104,9 @@ export interface StepPlan {
 export function defaultPlan(spec: CaseSpec, side: Side): StepPlan {
   const wide = spec.kind === 'kd' && spec.vocab * spec.seq * spec.batch >= 1 << 24;
   if (side === 'ref') return wide ? { warmup: 1, steps: 1 } : { warmup: 1, steps: 3 };
-  if (side === 'native') return wide ? { warmup: 1, steps: 5 } : { warmup: 2, steps: 10 };
+  // the native side and the peers time the same number of steps (a GEMM is ~20 ms: many steps, so
+  // that a few seconds of a noisy neighbour do not decide the median)
+  if (spec.kind === 'gemm') return { warmup: 5, steps: 100 };
   return wide ? { warmup: 2, steps: 10 } : { warmup: 3, steps: 20 };
 }
 

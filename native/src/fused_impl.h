@@ -179,9 +179,11 @@ __attribute__((optimize("fp-contract=off"))) void adamw(float* w, const float* g
 
 /**
  * Scores → probabilities for `rows` rows of p (row stride ld): row i sees its first
- * nvis_i = clamp(vis0 + i, 0, ld) columns; those are scaled, then exp(s − L) with L = lse_in[i], or
- * L = max + log Σ exp(s − max) (float64 sum) written to lse_out[i] (−inf for a row that sees
- * nothing). The columns beyond nvis_i are zeroed.
+ * nvis_i = clamp(vis0 + i, 0, ld) columns; those are scaled, then
+ *  - backward (lse_in given): p = exp(s − L) with L = lse_in[i], the forward's log-sum-exp;
+ *  - forward: p = exp(s − max) / Σ exp(s − max) (one exp per score, float64 sum) and
+ *    L = max + log Σ written to lse_out[i] (−inf for a row that sees nothing).
+ * The columns beyond nvis_i are zeroed.
  */
 void attn_probs(float* p, int64_t rows, int64_t ld, int64_t vis0, float scale, const float* lse_in, float* lse_out) {
   const vf sv = splat(scale);
@@ -190,30 +192,44 @@ void attn_probs(float* p, int64_t rows, int64_t ld, int64_t vis0, float scale, c
     float* pr = p + i * ld;
     const int64_t nv = vis0 + i < 0 ? 0 : (vis0 + i > ld ? ld : vis0 + i);
     int64_t j = 0;
-    for (; j + W <= nv; j += W) storeu(pr + j, loadu(pr + j) * sv);
-    for (; j < nv; ++j) pr[j] *= scale;
-    float hi, lo = 0.0f;
     if (lse_in) {
-      hi = lse_in[i];
+      const float hi = lse_in[i];
+      const vf vh = splat(hi);
+      for (; j + W <= nv; j += W) storeu(pr + j, vexp(loadu(pr + j) * sv - vh));
+      if (j < nv) store_partial(pr + j, vexp(load_partial(pr + j, nv - j, 0.0f) * sv - vh), nv - j);
+    } else if (nv == 0) {
+      lse_out[i] = ninf;
     } else {
-      double L;
-      if (nv == 0) {
-        L = -__builtin_inf();
-      } else {
-        const float mx = row_max(pr, nv);
-        const vf m = splat(mx);
-        DoubleSum acc;
-        for (j = 0; j + W <= nv; j += W) acc.add(vexp(loadu(pr + j) - m));
-        if (j < nv) acc.add(vexp(load_partial(pr + j, nv - j, ninf) - m));
-        L = static_cast<double>(mx) + ::log(acc.total());
+      vf mv = splat(ninf);  // scale while finding the max: one pass
+      for (; j + W <= nv; j += W) {
+        const vf v = loadu(pr + j) * sv;
+        storeu(pr + j, v);
+        mv = select(v > mv, v, mv);
       }
-      lse_out[i] = static_cast<float>(L);
-      hi = static_cast<float>(L);
-      if (__builtin_isfinite(L)) lo = static_cast<float>(L - static_cast<double>(hi));
+      float mx = ninf;
+      for (int l = 0; l < W; ++l) mx = mv[l] > mx ? mv[l] : mx;
+      for (; j < nv; ++j) {
+        pr[j] *= scale;
+        mx = pr[j] > mx ? pr[j] : mx;
+      }
+      const vf m = splat(mx);
+      DoubleSum acc;
+      for (j = 0; j + W <= nv; j += W) {
+        const vf e = vexp(loadu(pr + j) - m);
+        storeu(pr + j, e);
+        acc.add(e);
+      }
+      if (j < nv) {
+        const vf e = vexp(load_partial(pr + j, nv - j, ninf) - m);
+        store_partial(pr + j, e, nv - j);
+        acc.add(e);
+      }
+      const double total = acc.total();
+      lse_out[i] = static_cast<float>(static_cast<double>(mx) + ::log(total));
+      const vf inv = splat(static_cast<float>(1.0 / total));
+      for (j = 0; j + W <= nv; j += W) storeu(pr + j, loadu(pr + j) * inv);
+      for (; j < nv; ++j) pr[j] *= inv[0];
     }
-    const vf vh = splat(hi), vl = splat(lo);
-    for (j = 0; j + W <= nv; j += W) storeu(pr + j, vexp((loadu(pr + j) - vh) - vl));
-    if (j < nv) store_partial(pr + j, vexp((load_partial(pr + j, nv - j, 0.0f) - vh) - vl), nv - j);
     for (j = nv; j < ld; ++j) pr[j] = 0.0f;
   }
 }
