@@ -52,9 +52,10 @@ void run_tile(void* ctx, long task) {
 }
 
 /**
- * One matrix split by rows over `parts` threads that share each packed B block: per (column block, k
- * block), the threads first pack disjoint NR-panels of B into one buffer, then each multiplies its rows
- * by the whole block. Without sharing, every thread would pack the entire B block for itself.
+ * One matrix split into `parts` row blocks that share each packed B block: per (column block, k
+ * block), the pool first packs disjoint NR-panels of B into one buffer, then multiplies each row block
+ * by the whole block (tasks are taken dynamically, so parts may exceed the threads). Without sharing,
+ * every thread would pack the entire B block for itself.
  * The packed panels and micro-kernel calls are those of gemm_tile, so C is bit-identical to it.
  */
 void gemm_rows_shared_b(const KernelTable& kt, const GemmArgs& g, int64_t parts, int64_t m_panels) {
@@ -140,7 +141,11 @@ void gemm(const KernelTable& kt, const GemmArgs& g) {
     }
   }
   if (threads > 1 && g.batch == 1 && plan.nt == 1 && plan.mt > 1) {
-    gemm_rows_shared_b(kt, g, plan.mt, plan.m_panels);
+    // Row blocks of up to MC rows, about four per thread, taken by whichever thread is free: one
+    // thread slowed by another process (or a late wake-up) no longer holds up every k block. C does
+    // not depend on the split (each element's FMAs run in the same order).
+    const int64_t per = std::max<int64_t>(1, std::min<int64_t>(kt.mc / kt.mr, plan.m_panels / (4 * threads)));
+    gemm_rows_shared_b(kt, g, (plan.m_panels + per - 1) / per, plan.m_panels);
     return;
   }
   const long tasks = static_cast<long>(g.batch * plan.mt * plan.nt);

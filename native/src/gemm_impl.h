@@ -120,6 +120,28 @@ void round_bf16_panel(float* p, int64_t n) {
   for (; i < n; ++i) p[i] = round_bf16(p[i]);
 }
 
+#if LMD_W == 8 && defined(__AVX2__)
+/** 8×8 transpose in registers: on return r[j] holds element j of every input row (column j). */
+LMD_INLINE void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+#endif
+
 /** Packs rows [i0, i0+mc) × k-range [p0, p0+kc) of op(A) into MR-high panels (zero-padded). */
 void pack_a(const float* a, bool trans, int64_t m, int64_t k, int64_t i0, int64_t mc, int64_t p0,
             int64_t kc, float* __restrict dst, bool bf16) {
@@ -144,6 +166,27 @@ void pack_a(const float* a, bool trans, int64_t m, int64_t k, int64_t i0, int64_
   for (int64_t ir = 0; ir < mc; ir += MR) {  // A stored [m, k]: read each row contiguously, scatter
     const int64_t rows = min_of<int64_t>(MR, mc - ir);
     float* d = dst + ir * kc;
+#if LMD_W == 8 && LMD_MR == 6 && defined(__AVX2__)
+    if (rows == MR) {  // 8 k-steps of the 6 rows at a time through a register transpose
+      const float* s = a + (i0 + ir) * k + p0;
+      int64_t p = 0;
+      for (; p + 8 <= kc; p += 8) {
+        __m256 v[8];
+        for (int r = 0; r < 6; ++r) v[r] = _mm256_loadu_ps(s + r * k + p);
+        v[6] = v[7] = _mm256_setzero_ps();
+        transpose8(v);
+        for (int j = 0; j < 8; ++j) {  // column j = k-step p+j: rows 0–3, then rows 4–5
+          float* dj = d + (p + j) * MR;
+          _mm_storeu_ps(dj, _mm256_castps256_ps128(v[j]));
+          _mm_store_sd(reinterpret_cast<double*>(dj + 4), _mm_castps_pd(_mm256_extractf128_ps(v[j], 1)));
+        }
+      }
+      for (; p < kc; ++p)
+        for (int r = 0; r < MR; ++r) d[p * MR + r] = s[r * k + p];
+      if (bf16) round_bf16_panel(d, MR * kc);
+      continue;
+    }
+#endif
     for (int r = 0; r < MR; ++r) {
       if (r < rows) {
         const float* s = a + (i0 + ir + r) * k + p0;
@@ -181,6 +224,18 @@ void pack_b(const float* b, bool trans, int64_t k, int64_t n, int64_t p0, int64_
     } else {  // B stored [n, k]: column j of op(B) is row j of B; transpose 4 k-steps at a time
       const float* s = b + (j0 + jr) * k + p0;
       int64_t p = 0;
+#if LMD_W == 8 && defined(__AVX2__)
+      if (cols == NR) {  // whole panels: 8 columns × 8 k-steps per register transpose
+        for (; p + 8 <= kc; p += 8) {
+          for (int h = 0; h < NR; h += 8) {
+            __m256 v[8];
+            for (int j = 0; j < 8; ++j) v[j] = _mm256_loadu_ps(s + (h + j) * k + p);
+            transpose8(v);
+            for (int q = 0; q < 8; ++q) _mm256_store_ps(d + (p + q) * NR + h, v[q]);
+          }
+        }
+      }
+#endif
       for (; p + 4 <= kc; p += 4) {
         float* dp = d + p * NR;
         for (int j = 0; j < NR; ++j) {
