@@ -57,6 +57,31 @@ function peerEntry(p: PeerOutcome): Rec {
 
 const num = (r: Rec | null, k: string): number | undefined => (r && typeof r[k] === 'number' ? (r[k] as number) : undefined);
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b), n = s.length;
+  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+/** The median over rounds of a side's per-round ms/step, when it ran more than one round. */
+const roundMedian = (r: Rec | null): number | undefined =>
+  r && Array.isArray(r.round_ms) && r.round_ms.length > 1 ? median(r.round_ms as number[]) : undefined;
+
+/**
+ * With --rounds N: every side's median over its N rounds, and the peer setting with the lowest one.
+ * Each side's fastest round (the main ratios) favours whichever side has more draws from a noisy machine
+ * — the peers as a group have one per setting and round — so this compares typical rounds instead.
+ */
+function roundMedians(oursRec: Rec, peers: Rec[]): Rec | null {
+  const ours = roundMedian(oursRec);
+  if (ours === undefined) return null;
+  let best: { label: unknown; ms: number } | null = null;
+  for (const p of peers) {
+    const ms = roundMedian(p);
+    if (ms !== undefined && (!best || ms < best.ms)) best = { label: p.label, ms };
+  }
+  if (!best) return null;
+  return { rounds: (oursRec.round_ms as number[]).length, ours_ms: ours, peer: best.label, peer_ms: best.ms, speed: best.ms / ours };
+}
+
 /** Assembles the case's JSON line; the best peer is the one with the lowest median ms/step. */
 export function caseLine(spec: CaseSpec, machine: Machine, ours: ChildResult, peers: PeerOutcome[], notes: string[]): Rec {
   const entries = peers.map(peerEntry);
@@ -80,6 +105,7 @@ export function caseLine(spec: CaseSpec, machine: Machine, ours: ChildResult, pe
     peer: best ? { label: best.label, [rate]: best[rate], ms_per_step: best.ms_per_step, cpu_ms_per_step: best.cpu_ms_per_step, peak_rss_mb: best.peak_rss_mb } : null,
     // cpu_ms_per_step: CPU time (all threads) per step, ours / best; steadier than wall time on a shared machine
     ratios: best ? { [rate]: ratio(rate), ms_per_step: ratio('ms_per_step'), cpu_ms_per_step: ratio('cpu_ms_per_step'), peak_rss_mb: ratio('peak_rss_mb') } : null,
+    round_medians: roundMedians(oursRec, okPeers),
     peers: entries,
     notes: allNotes,
   };
@@ -110,6 +136,8 @@ export function formatTable(lines: Rec[], markdown = false): string {
       const rate = line.kind === 'kd' ? 'tokens_per_s' : 'gflops';
       rows.push([String(line.case), `ours / best peer: speed ×${fmt(ratios[rate], 3)}, CPU time ×${fmt(ratios.cpu_ms_per_step, 2)}, peak RSS ×${fmt(ratios.peak_rss_mb, 2)}`, ...blank]);
     }
+    const rm = line.round_medians as Rec | null | undefined;
+    if (rm) rows.push([String(line.case), `median of ${String(rm.rounds)} rounds: ours ${fmt(rm.ours_ms, 2)} ms vs ${String(rm.peer)} ${fmt(rm.peer_ms, 2)} ms: speed ×${fmt(rm.speed, 3)}`, ...blank]);
     for (const n of line.notes as string[]) rows.push([String(line.case), `note: ${n}`, ...blank]);
   }
   if (markdown) {

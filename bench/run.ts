@@ -7,7 +7,9 @@
  *   node --import tsx bench/run.ts [kd-small|kd-wide|gemm ...] [--json] [--steps N] [--backend auto|ref|native]
  *
  * With --rounds N every side runs N times, interleaved (ours, peer 1, peer 2, …, ours, …), and each side
- * keeps its fastest round: on a machine shared with other jobs that compares like with like.
+ * keeps its fastest round: on a machine shared with other jobs that compares like with like. The line
+ * also compares the medians of the rounds (`round_medians`): the fastest round of the best of many peer
+ * settings is a maximum over more draws than ours, so the medians are the steadier comparison.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -148,7 +150,7 @@ export function buildRunner(): Command {
     .option('--json', 'only the JSON lines on stdout (no table)')
     .option('--steps <n>', 'timed steps for every side (default: ref 3, native 10, PyTorch 20; fewer on kd-wide)', intArg('--steps'))
     .option('--warmup <n>', 'untimed steps before timing (default: per side)', intArg('--warmup', 0))
-    .option('--rounds <n>', 'run every side n times, interleaved, and keep each side\'s fastest round', intArg('--rounds'), 1)
+    .option('--rounds <n>', 'run every side n times, interleaved; keep each side\'s fastest round and also compare the medians of the rounds', intArg('--rounds'), 1)
     .option('--backend <name>', 'our backend: auto (native if built, else ref), ref or native', choice('--backend', BACKEND_CHOICES), 'auto')
     .option('--ours-tunables', 'run our side with the glibc malloc tunables (default: the inherited environment)')
     .option('--case <json>', 'an extra case as JSON, e.g. {"name":"t","kind":"gemm","m":64,"n":64,"k":64} (repeatable)', collect, [])

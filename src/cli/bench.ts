@@ -33,7 +33,7 @@ export function registerBench(program: Command): void {
     .option('--json', 'only the JSON lines (no table)')
     .option('--steps <n>', 'timed steps for every side (default: per side)', intArg('--steps'))
     .option('--warmup <n>', 'untimed steps first (default: per side)', intArg('--warmup', 0))
-    .option('--rounds <n>', 'interleaved repeats per side; each keeps its fastest', intArg('--rounds'))
+    .option('--rounds <n>', 'interleaved repeats per side; each keeps its fastest, and the medians of the rounds are compared too', intArg('--rounds'))
     .option('--backend <name>', 'our backend: auto, ref or native', (v: string) => {
       if (!['auto', 'ref', 'native'].includes(v)) throw new InvalidArgumentError(`--backend expects auto, ref or native, got "${v}"`);
       return v;
