@@ -148,7 +148,7 @@ export function buildRunner(): Command {
     .description('run our step and the PyTorch peers on the same cases; one JSON line per case')
     .argument('[cases...]', `cases to run: ${Object.keys(BUILTIN_CASES).join(', ')} (default: all)`)
     .option('--json', 'only the JSON lines on stdout (no table)')
-    .option('--steps <n>', 'timed steps for every side (default: ref 3, native 10, PyTorch 20; fewer on kd-wide)', intArg('--steps'))
+    .option('--steps <n>', 'timed steps for every side (default: 20, kd-wide 10, gemm 100; the pure-TS backend 3, kd-wide 1)', intArg('--steps'))
     .option('--warmup <n>', 'untimed steps before timing (default: per side)', intArg('--warmup', 0))
     .option('--rounds <n>', 'run every side n times, interleaved; keep each side\'s fastest round and also compare the medians of the rounds', intArg('--rounds'), 1)
     .option('--backend <name>', 'our backend: auto (native if built, else ref), ref or native', choice('--backend', BACKEND_CHOICES), 'auto')
