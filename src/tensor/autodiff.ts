@@ -292,7 +292,7 @@ class GradBuffers {
     const n = (this.refs.get(b) ?? 0) - 1;
     if (n > 0) return void this.refs.set(b, n);
     this.refs.delete(b);
-    if (this.arena.lentSince(this.mark, b)) this.arena.release(b);
+    this.releaseIfOurs(b);
   }
   /**
    * Whether leaf gradient g may become the leaf's .grad as it is (no copy): inside an arena, when
@@ -308,15 +308,18 @@ class GradBuffers {
   }
   /** a gradient that was combined into a sum and is not otherwise held */
   dropIfUnheld(g: Tensor): void {
-    if (!this.arena || this.refs.has(g.data.buffer)) return;
-    if (this.arena.lentSince(this.mark, g.data.buffer)) this.arena.release(g.data.buffer);
+    if (this.arena && !this.refs.has(g.data.buffer)) this.releaseIfOurs(g.data.buffer);
+  }
+  /** returns b to the arena if backward made it (forward activations and a caller's buffers stay) */
+  private releaseIfOurs(b: ArrayBufferLike): void {
+    if (this.arena?.lentSince(this.mark, b)) this.arena.release(b);
   }
 }
 
 function accumulateLeaf(t: Tensor, g: Tensor): void {
   if (!t.grad) {
     // own the buffer: g may alias other data (inside a step arena the copy is the arena's too)
-    const own = currentArena() ? uninit(g.size) : new Float32Array(g.size);
+    const own = uninit(g.size);
     own.set(g.data);
     t.grad = new Tensor(own, t.shape);
     return;

@@ -128,9 +128,9 @@ export function uninit(n: number): Float32Array {
 export class BufferArena {
   /** free buffers, ascending byteLength */
   private free: ArrayBuffer[] = [];
-  /** buffers handed out and not yet back, in order (may hold stale entries: check `out`) */
-  private lent: ArrayBuffer[] = [];
-  private out = new Set<ArrayBuffer>();
+  /** buffers handed out and not yet back → their place in the lending order */
+  private out = new Map<ArrayBuffer, number>();
+  private lent = 0;
   private depth = 0;
   private unused = new Set<ArrayBuffer>();
   /** buffers handed out / of those recycled / returned early (for tests and diagnostics) */
@@ -150,8 +150,7 @@ export class BufferArena {
       buf = Buffer.allocUnsafeSlow(bytes).buffer;
     }
     this.stats.taken++;
-    this.lent.push(buf);
-    this.out.add(buf);
+    this.out.set(buf, this.lent++);
     return new Float32Array(buf, 0, n);
   }
 
@@ -166,13 +165,11 @@ export class BufferArena {
 
   /** A position in the lending order: `lentSince(mark, buf)` tells whether buf was handed out after it. */
   mark(): number {
-    return this.lent.length;
+    return this.lent;
   }
   /** Whether `buf` is out and was handed out after `mark`. */
   lentSince(mark: number, buf: ArrayBufferLike): boolean {
-    if (!this.out.has(buf as ArrayBuffer)) return false;
-    for (let i = this.lent.length - 1; i >= mark; i--) if (this.lent[i] === buf) return true;
-    return false;
+    return (this.out.get(buf as ArrayBuffer) ?? -1) >= mark;
   }
 
   /** Takes back a buffer whose last user is gone (detaching its views); false if it is not out. */
@@ -190,7 +187,7 @@ export class BufferArena {
    */
   run<T>(fn: () => T, keep?: (result: T) => Iterable<Tensor | Float32Array | null | undefined>): T {
     const prev = activeArena;
-    const mark = this.lent.length;
+    const mark = this.lent;
     if (this.depth === 0) this.unused = new Set(this.free);
     activeArena = this;
     this.depth++;
@@ -202,14 +199,13 @@ export class BufferArena {
     } finally {
       this.depth--;
       activeArena = prev;
-      if (this.depth > 0) {
-        const back = this.lent.splice(mark);
-        for (const b of back) {
-          if (kept.has(b)) this.lent.push(b);
-          else if (this.out.delete(b)) this.putFree(b);
-        }
-      } else {
-        for (const b of this.lent.splice(0)) if (this.out.delete(b)) this.putFree(b);
+      // a nested run returns what it lent except the kept buffers; the outermost one returns everything
+      for (const [b, at] of this.out) {
+        if (this.depth > 0 && (at < mark || kept.has(b))) continue;
+        this.out.delete(b);
+        this.putFree(b);
+      }
+      if (this.depth === 0) {
         if (this.unused.size) this.free = this.free.filter((b) => !this.unused.has(b));
         this.unused.clear();
       }
